@@ -1,0 +1,128 @@
+/**
+ * BERT in TF.js as a pure function of (parameters, batch): embeddings, a post-LN
+ * Transformer encoder with exact (erf) GELU and an additive attention mask, and
+ * a tanh pooler. Parameters carry Hugging Face names and torch layouts
+ * (`Linear` weights `[out, in]`, multiplied with `transposeB`).
+ * This file knows nothing of files, networks, clocks, logging or the backend.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { BertConfig } from './config.js';
+import { DropoutSites } from './dropout.js';
+
+export type Params = Readonly<Record<string, tf.Tensor>>;
+
+export interface EncoderInputs {
+  inputIds: tf.Tensor2D; // [batch, seq] int32
+  tokenTypeIds: tf.Tensor2D; // [batch, seq] int32
+  attentionMask: tf.Tensor2D; // [batch, seq] float32, 1 = attend, 0 = padding
+}
+
+export interface ForwardOptions {
+  training: boolean;
+  /** Seed of this micro-batch's dropout masks (uint32). Ignored when not training. */
+  dropoutSeed: number;
+}
+
+export interface EncoderOutputs {
+  sequenceOutput: tf.Tensor3D; // [batch, seq, hidden]
+  pooledOutput: tf.Tensor2D; // [batch, hidden]
+}
+
+function param(p: Params, name: string): tf.Tensor {
+  const t = p[name];
+  if (t === undefined) throw new Error(`BERT parameter ${name} is missing`);
+  return t;
+}
+
+/** x @ W^T + b for a torch-layout Linear: x [n, in], W [out, in] -> [n, out]. */
+export function linear(p: Params, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
+  return tf.fused.matMul({
+    a: x,
+    b: param(p, `${prefix}.weight`) as tf.Tensor2D,
+    transposeB: true,
+    bias: param(p, `${prefix}.bias`),
+  }) as tf.Tensor2D;
+}
+
+export function layerNorm(p: Params, prefix: string, x: tf.Tensor, eps: number): tf.Tensor {
+  const mean = tf.mean(x, -1, true);
+  const centered = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(centered), -1, true);
+  const normed = tf.mul(centered, tf.rsqrt(tf.add(variance, eps)));
+  return tf.add(tf.mul(normed, param(p, `${prefix}.weight`)), param(p, `${prefix}.bias`));
+}
+
+/** Exact GELU, as BERT's `gelu`: 0.5 x (1 + erf(x / sqrt 2)). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+function embeddings(c: BertConfig, p: Params, inp: EncoderInputs, drop: DropoutSites): tf.Tensor2D {
+  const [batch, seq] = inp.inputIds.shape;
+  const H = c.hidden_size;
+  const words = tf.gather(param(p, 'bert.embeddings.word_embeddings.weight'), tf.reshape(inp.inputIds, [-1])); // [b*s, H]
+  const types = tf.gather(param(p, 'bert.embeddings.token_type_embeddings.weight'), tf.reshape(inp.tokenTypeIds, [-1]));
+  const positions = tf.slice(param(p, 'bert.embeddings.position_embeddings.weight'), [0, 0], [seq, H]); // [s, H]
+  const sum = tf.add(tf.reshape(tf.add(words, types), [batch, seq, H]), positions); // [b, s, H]
+  const normed = layerNorm(p, 'bert.embeddings.LayerNorm', sum, c.layer_norm_eps);
+  return tf.reshape(drop.apply(normed, c.hidden_dropout_prob), [batch * seq, H]) as tf.Tensor2D;
+}
+
+/** [b*s, H] -> [b, heads, s, d] */
+function splitHeads(x: tf.Tensor2D, batch: number, seq: number, heads: number): tf.Tensor4D {
+  const d = x.shape[1] / heads;
+  return tf.transpose(tf.reshape(x, [batch, seq, heads, d]), [0, 2, 1, 3]);
+}
+
+function attention(
+  c: BertConfig,
+  p: Params,
+  prefix: string,
+  x: tf.Tensor2D, // [b*s, H]
+  maskAdd: tf.Tensor, // [b, 1, 1, s]
+  batch: number,
+  seq: number,
+  drop: DropoutSites,
+): tf.Tensor2D {
+  const A = c.num_attention_heads;
+  const d = c.hidden_size / A;
+  const q = splitHeads(linear(p, `${prefix}.self.query`, x), batch, seq, A);
+  const k = splitHeads(linear(p, `${prefix}.self.key`, x), batch, seq, A);
+  const v = splitHeads(linear(p, `${prefix}.self.value`, x), batch, seq, A);
+  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d)), maskAdd); // [b, A, s, s]
+  const probs = drop.apply(tf.softmax(scores), c.attention_probs_dropout_prob);
+  const context = tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]); // [b, s, A, d]
+  const merged = tf.reshape(context, [batch * seq, c.hidden_size]) as tf.Tensor2D;
+  const projected = drop.apply(linear(p, `${prefix}.output.dense`, merged), c.hidden_dropout_prob);
+  return layerNorm(p, `${prefix}.output.LayerNorm`, tf.add(projected, x), c.layer_norm_eps) as tf.Tensor2D;
+}
+
+function encoderLayer(
+  c: BertConfig,
+  p: Params,
+  i: number,
+  x: tf.Tensor2D,
+  maskAdd: tf.Tensor,
+  batch: number,
+  seq: number,
+  drop: DropoutSites,
+): tf.Tensor2D {
+  const prefix = `bert.encoder.layer.${i}`;
+  const attended = attention(c, p, `${prefix}.attention`, x, maskAdd, batch, seq, drop);
+  const inter = gelu(linear(p, `${prefix}.intermediate.dense`, attended)) as tf.Tensor2D; // [b*s, I]
+  const out = drop.apply(linear(p, `${prefix}.output.dense`, inter), c.hidden_dropout_prob);
+  return layerNorm(p, `${prefix}.output.LayerNorm`, tf.add(out, attended), c.layer_norm_eps) as tf.Tensor2D;
+}
+
+export function encode(c: BertConfig, p: Params, inp: EncoderInputs, opts: ForwardOptions): EncoderOutputs {
+  const [batch, seq] = inp.inputIds.shape;
+  const drop = new DropoutSites(opts.dropoutSeed, opts.training);
+  // Additive mask as google-research/bert: 0 where attended, -10000 at padding. [b, 1, 1, s]
+  const maskAdd = tf.reshape(tf.mul(tf.sub(1, tf.cast(inp.attentionMask, 'float32')), -10000), [batch, 1, 1, seq]);
+  let x = embeddings(c, p, inp, drop);
+  for (let i = 0; i < c.num_hidden_layers; i++) x = encoderLayer(c, p, i, x, maskAdd, batch, seq, drop);
+  const sequenceOutput = tf.reshape(x, [batch, seq, c.hidden_size]) as tf.Tensor3D;
+  const first = tf.reshape(tf.slice(sequenceOutput, [0, 0, 0], [batch, 1, c.hidden_size]), [batch, c.hidden_size]) as tf.Tensor2D;
+  const pooledOutput = tf.tanh(linear(p, 'bert.pooler.dense', first)) as tf.Tensor2D;
+  return { sequenceOutput, pooledOutput };
+}

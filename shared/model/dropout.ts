@@ -1,0 +1,53 @@
+/**
+ * Deterministic dropout. The keep mask is drawn in plain JS from a counter-based
+ * hash of (dropout seed, site, element index), so it is the same on every
+ * backend and every machine, and a micro-batch's gradient depends only on its
+ * data and its seed. Pure: no I/O, no global RNG state.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** A 32-bit avalanche hash (Murmur3 fmix32 over a mixed key); fast, stateless, backend-independent. */
+function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Derives the seed of one dropout site from the micro-batch seed and a site number. */
+export function siteSeed(seed: number, site: number): number {
+  return mix32((seed ^ Math.imul(site + 1, 0x9e3779b9)) >>> 0);
+}
+
+/**
+ * A mask of 0 and 1/(1-rate), shape `shape`, from the site seed. Element i is
+ * kept when hash(seed, i) / 2^32 >= rate.
+ */
+export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
+  let size = 1;
+  for (const d of shape) size *= d;
+  const mask = new Float32Array(size);
+  const scale = 1 / (1 - rate);
+  const threshold = Math.floor(rate * 4294967296);
+  for (let i = 0; i < size; i++) {
+    mask[i] = mix32((seed + Math.imul(i, 0x9e3779b9)) >>> 0) >= threshold ? scale : 0;
+  }
+  return tf.tensor(mask, shape, 'float32');
+}
+
+/** Counts dropout sites so each call in a forward pass gets its own stream. */
+export class DropoutSites {
+  private next = 0;
+  constructor(
+    private readonly seed: number,
+    readonly training: boolean,
+  ) {}
+
+  apply(x: tf.Tensor, rate: number): tf.Tensor {
+    const site = this.next++;
+    if (!this.training || rate === 0) return x;
+    return tf.mul(x, dropoutMask(x.shape, rate, siteSeed(this.seed, site)));
+  }
+}

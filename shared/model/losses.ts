@@ -1,0 +1,111 @@
+/**
+ * Losses for the pretraining and classification objectives. Each returns the
+ * micro-batch's SUM of per-example losses divided by counts of the WHOLE global
+ * batch (masked tokens, sequences), so the sum of micro-batch gradients is the
+ * gradient of the global batch's mean loss, whatever the micro-batch split.
+ * Pure functions of (parameters, batch).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { BertConfig } from './config.js';
+import { encode, type Params } from './bert.js';
+import { DropoutSites, siteSeed } from './dropout.js';
+import { classifierLogits, mlmLogits, nspLogits } from './heads.js';
+
+/**
+ * Per-row softmax cross-entropy with integer labels: logits [n, c], labels [n]
+ * -> losses [n]. Custom gradient (softmax - onehot) avoids materialising a dense
+ * one-hot on the forward pass and a scatter on the backward pass.
+ */
+export const sparseSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => {
+  const [logits, labels, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  const lg = logits as tf.Tensor2D;
+  const [n, classes] = lg.shape;
+  const lse = tf.logSumExp(lg, 1); // [n]
+  const rowStart = tf.mul(tf.range(0, n, 1, 'int32'), classes);
+  const picked = tf.gather(tf.reshape(lg, [-1]), tf.add(rowStart, labels as tf.Tensor1D)); // [n]
+  save([lg, labels]);
+  return {
+    value: tf.sub(lse, picked),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [x, y] = saved as [tf.Tensor2D, tf.Tensor1D];
+      const grad = tf.mul(tf.sub(tf.softmax(x), tf.oneHot(y, classes, 1, 0, 'float32')), tf.reshape(dy, [n, 1]));
+      return [grad, tf.zerosLike(y)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (logits: tf.Tensor, labels: tf.Tensor) => tf.Tensor1D;
+
+export interface PretrainingBatch {
+  inputIds: tf.Tensor2D; // [b, s] int32
+  tokenTypeIds: tf.Tensor2D; // [b, s] int32
+  attentionMask: tf.Tensor2D; // [b, s] float32
+  maskedPositions: tf.Tensor2D; // [b, P] int32
+  maskedIds: tf.Tensor2D; // [b, P] int32
+  maskedWeights: tf.Tensor2D; // [b, P] float32, 0 at padding predictions
+  nspLabels: tf.Tensor1D; // [b] int32
+}
+
+/** Counts over the whole global batch that normalise every micro-batch's loss. */
+export interface GlobalCounts {
+  sequences: number;
+  /** Sum of masked-LM weights (real masked tokens); pretraining only. */
+  maskedTokens?: number;
+}
+
+export interface PretrainingLoss {
+  loss: tf.Scalar; // mlm + nsp, normalised by global counts
+  mlmLossSum: tf.Scalar; // sum over this micro-batch of weighted token losses
+  nspLossSum: tf.Scalar;
+  mlmCorrect: tf.Scalar; // weighted count of correct masked predictions
+  nspCorrect: tf.Scalar;
+}
+
+export function pretrainingLoss(
+  c: BertConfig,
+  p: Params,
+  b: PretrainingBatch,
+  counts: GlobalCounts,
+  opts: { training: boolean; dropoutSeed: number },
+): PretrainingLoss {
+  const { sequenceOutput, pooledOutput } = encode(c, p, b, opts);
+  const logits = mlmLogits(c, p, sequenceOutput, b.maskedPositions); // [b*P, V]
+  const ids = tf.reshape(b.maskedIds, [-1]) as tf.Tensor1D;
+  const weights = tf.reshape(b.maskedWeights, [-1]);
+  const tokenLoss = sparseSoftmaxCrossEntropy(logits, ids);
+  const mlmLossSum = tf.sum(tf.mul(tokenLoss, weights));
+  const nsp = nspLogits(p, pooledOutput);
+  const nspLossSum = tf.sum(sparseSoftmaxCrossEntropy(nsp, b.nspLabels));
+  const maskedTokens = Math.max(counts.maskedTokens ?? 1, 1);
+  const loss = tf.add(tf.div(mlmLossSum, maskedTokens), tf.div(nspLossSum, counts.sequences)) as tf.Scalar;
+  const mlmCorrect = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), ids), 'float32'), weights)) as tf.Scalar;
+  const nspCorrect = tf.sum(tf.cast(tf.equal(tf.argMax(nsp, 1), b.nspLabels), 'float32')) as tf.Scalar;
+  return { loss, mlmLossSum: mlmLossSum as tf.Scalar, nspLossSum: nspLossSum as tf.Scalar, mlmCorrect, nspCorrect };
+}
+
+export interface ClassificationBatch {
+  inputIds: tf.Tensor2D;
+  tokenTypeIds: tf.Tensor2D;
+  attentionMask: tf.Tensor2D;
+  labels: tf.Tensor1D; // [b] int32
+}
+
+export interface ClassificationOutput {
+  loss: tf.Scalar;
+  lossSum: tf.Scalar;
+  logits: tf.Tensor2D;
+}
+
+/** Classification as BertForSequenceClassification: dropout on the pooled output, then the classifier. */
+export function classificationLoss(
+  c: BertConfig,
+  p: Params,
+  b: ClassificationBatch,
+  counts: GlobalCounts,
+  opts: { training: boolean; dropoutSeed: number },
+): ClassificationOutput {
+  const { pooledOutput } = encode(c, p, b, opts);
+  // A site number far from the encoder's so the streams never coincide.
+  const drop = new DropoutSites(siteSeed(opts.dropoutSeed, 1 << 20), opts.training);
+  const logits = classifierLogits(p, drop.apply(pooledOutput, c.hidden_dropout_prob) as tf.Tensor2D);
+  const lossSum = tf.sum(sparseSoftmaxCrossEntropy(logits, b.labels)) as tf.Scalar;
+  return { loss: tf.div(lossSum, counts.sequences) as tf.Scalar, lossSum, logits };
+}

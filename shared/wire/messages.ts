@@ -1,0 +1,141 @@
+/**
+ * TypeScript mirrors of the messages in proto/bertfleet.proto, maintained by
+ * hand. No code is generated or committed, so there is nothing to keep fresh:
+ * when the .proto changes, change this file in the same commit.
+ *
+ * The shapes are those @grpc/proto-loader produces with the options chosen in
+ * grpc.ts: field names as in the .proto (keepCase), uint64 as JS `number`
+ * (longs: Number; steps and byte counts stay far below 2^53), every scalar
+ * present with its default (defaults: true), unset message fields `null`, and
+ * a `kind` discriminator on oneofs. `bytes` arrive as Buffer and may be sent as
+ * any Uint8Array. This file knows nothing of gRPC, tensors or training.
+ */
+
+/** Bumped on any incompatible change to proto/bertfleet.proto. */
+export const PROTOCOL_VERSION = 1;
+
+export type Empty = Record<string, never>;
+
+/** A half-open range [lo, hi) of micro-batch indices: one reduction subtree. */
+export interface Range {
+  lo: number;
+  hi: number;
+}
+
+export interface RegisterRequest {
+  worker_id: string;
+  protocol_version: number;
+  model_config_fingerprint: string;
+  vocab_fingerprint: string;
+  backend_fingerprint: string;
+  pid: number;
+  hostname: string;
+}
+
+export interface RegisterReply {
+  run_id: string;
+  protocol_version: number;
+  current_step: number;
+  phase: string;
+  needs_state: boolean;
+  heartbeat_interval_ms: number;
+}
+
+export interface AssignmentRequest {
+  worker_id: string;
+  after_step: number;
+}
+
+export interface Assignment {
+  run_id: string;
+  phase: string;
+  step: number;
+  micro_batch_size: number;
+  num_micro_batches: number;
+  micro_batch_indices: number[];
+  subtrees: Range[];
+  data_epoch: number;
+  data_seed: number;
+  stop: boolean;
+}
+
+export interface GradientHeader {
+  worker_id: string;
+  step: number;
+  phase: string;
+  range: Range | null;
+  total_bytes: number;
+  crc32c: number;
+}
+
+/** Exactly one of `header` or `data` is set; `kind` names which. */
+export type GradientChunk =
+  | { kind?: 'header'; header: GradientHeader; data?: undefined }
+  | { kind?: 'data'; data: Uint8Array; header?: undefined };
+
+export interface PushAck {
+  step: number;
+  range: Range | null;
+  received_bytes: number;
+}
+
+export interface PullRequest {
+  worker_id: string;
+  step: number;
+}
+
+export interface HeartbeatRequest {
+  worker_id: string;
+  step: number;
+  status: string;
+}
+
+export interface HeartbeatReply {
+  coordinator_step: number;
+  phase: string;
+  drain: boolean;
+}
+
+export interface StateRequest {
+  worker_id: string;
+}
+
+export interface TensorMeta {
+  name: string;
+  shape: number[];
+  dtype: string;
+  offset: number;
+  byte_length: number;
+}
+
+export interface StateHeader {
+  run_id: string;
+  step: number;
+  phase: string;
+  tensors: TensorMeta[];
+  total_bytes: number;
+  crc32c: number;
+  optimizer_json: string;
+}
+
+/** Exactly one of `header` or `data` is set; `kind` names which. */
+export type StateChunk =
+  | { kind?: 'header'; header: StateHeader; data?: undefined }
+  | { kind?: 'data'; data: Uint8Array; header?: undefined };
+
+export interface ChecksumRequest {
+  worker_id: string;
+  step: number;
+  checksum: string;
+}
+
+export interface ChecksumReply {
+  match: boolean;
+  reference_checksum: string;
+}
+
+export interface MetricsRequest {
+  worker_id: string;
+  step: number;
+  json: string;
+}
