@@ -18,7 +18,7 @@ export function mlmLogits(c: BertConfig, p: Params, sequenceOutput: tf.Tensor3D,
   if (positions) {
     const P = positions.shape[1];
     // Row of (b, pos) in the flattened [b*s, H] output is b*seq + pos.
-    const rowBase = tf.reshape(tf.mul(tf.range(0, batch, 1, 'int32'), seq), [batch, 1]);
+    const rowBase = tf.reshape(tf.range(0, batch * seq, seq, 'int32'), [batch, 1]); // int32
     const flat = tf.reshape(tf.add(positions, rowBase), [batch * P]);
     hidden = tf.gather(hidden, flat) as tf.Tensor2D; // [b*P, H]
   }

@@ -21,7 +21,7 @@ export const sparseSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => 
   const lg = logits as tf.Tensor2D;
   const [n, classes] = lg.shape;
   const lse = tf.logSumExp(lg, 1); // [n]
-  const rowStart = tf.mul(tf.range(0, n, 1, 'int32'), classes);
+  const rowStart = tf.range(0, n * classes, classes, 'int32'); // [n] int32
   const picked = tf.gather(tf.reshape(lg, [-1]), tf.add(rowStart, labels as tf.Tensor1D)); // [n]
   save([lg, labels]);
   return {

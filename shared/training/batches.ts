@@ -1,0 +1,64 @@
+/**
+ * Host-side batches: plain typed arrays, row-major, as read from the data cache
+ * and as shipped to workers. `toTensors` makes the model's input tensors; the
+ * caller disposes them (or runs inside `tf.tidy`).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ClassificationBatch, PretrainingBatch } from '../model/losses.js';
+
+export interface PretrainArrays {
+  kind: 'pretrain';
+  size: number; // sequences
+  seqLength: number;
+  maxPredictions: number;
+  inputIds: Int32Array; // [size, seq]
+  inputMask: Int32Array; // [size, seq]
+  segmentIds: Int32Array; // [size, seq]
+  maskedPositions: Int32Array; // [size, P]
+  maskedIds: Int32Array; // [size, P]
+  maskedWeights: Float32Array; // [size, P]
+  nspLabels: Int32Array; // [size]
+}
+
+export interface ClassifyArrays {
+  kind: 'classify';
+  size: number;
+  seqLength: number;
+  inputIds: Int32Array; // [size, seq]
+  inputMask: Int32Array;
+  segmentIds: Int32Array;
+  labels: Int32Array; // [size]
+}
+
+export type BatchArrays = PretrainArrays | ClassifyArrays;
+
+export function pretrainTensors(b: PretrainArrays): PretrainingBatch {
+  const s = [b.size, b.seqLength] as [number, number];
+  const p = [b.size, b.maxPredictions] as [number, number];
+  return {
+    inputIds: tf.tensor2d(b.inputIds, s, 'int32'),
+    tokenTypeIds: tf.tensor2d(b.segmentIds, s, 'int32'),
+    attentionMask: tf.tensor2d(Float32Array.from(b.inputMask), s, 'float32'),
+    maskedPositions: tf.tensor2d(b.maskedPositions, p, 'int32'),
+    maskedIds: tf.tensor2d(b.maskedIds, p, 'int32'),
+    maskedWeights: tf.tensor2d(b.maskedWeights, p, 'float32'),
+    nspLabels: tf.tensor1d(b.nspLabels, 'int32'),
+  };
+}
+
+export function classifyTensors(b: ClassifyArrays): ClassificationBatch {
+  const s = [b.size, b.seqLength] as [number, number];
+  return {
+    inputIds: tf.tensor2d(b.inputIds, s, 'int32'),
+    tokenTypeIds: tf.tensor2d(b.segmentIds, s, 'int32'),
+    attentionMask: tf.tensor2d(Float32Array.from(b.inputMask), s, 'float32'),
+    labels: tf.tensor1d(b.labels, 'int32'),
+  };
+}
+
+/** Real masked tokens in a pretraining batch (the MLM loss's normaliser). */
+export function maskedTokenCount(b: PretrainArrays): number {
+  let n = 0;
+  for (let i = 0; i < b.maskedWeights.length; i++) n += b.maskedWeights[i]!;
+  return n;
+}

@@ -1,0 +1,120 @@
+/**
+ * The worker's typed, promise-based view of the Coordinator service: one
+ * method per RPC, each with a deadline, tensors in and out as Float32Array.
+ * Built on an RpcTransport (grpc.ts makes one with `createCoordinatorClient`),
+ * so it knows nothing of grpc-js; errors arrive already mapped to bertfleet
+ * classes. Knows nothing of training: it moves what it is given.
+ */
+import { ProtocolError } from '../errors.js';
+import { collectGradient, gradientChunks, WIRE_CHUNK_BYTES } from './chunks.js';
+import type {
+  Assignment,
+  AssignmentRequest,
+  ChecksumReply,
+  ChecksumRequest,
+  GradientHeader,
+  HeartbeatReply,
+  HeartbeatRequest,
+  MetricsRequest,
+  PullRequest,
+  PushAck,
+  RegisterReply,
+  RegisterRequest,
+  StateHeader,
+  StateRequest,
+} from './messages.js';
+import type { RpcTransport } from './service.js';
+import { collectState, type NamedTensor } from './state-payload.js';
+
+export interface CallTimeouts {
+  /** Register, Heartbeat, ReportChecksum, ReportMetrics. */
+  callTimeoutMs: number;
+  /** NextAssignment and PullReduced, which wait for the coordinator. */
+  longPollTimeoutMs: number;
+  /** PushGradient and FetchState: the whole transfer. */
+  transferTimeoutMs: number;
+}
+
+export const DEFAULT_CALL_TIMEOUTS: Readonly<CallTimeouts> = Object.freeze({
+  callTimeoutMs: 10_000,
+  longPollTimeoutMs: 120_000,
+  transferTimeoutMs: 300_000,
+});
+
+/** Per-call override of the deadline. */
+export interface CallOptions {
+  timeoutMs?: number;
+}
+
+export type GradientUploadHeader = Omit<GradientHeader, 'total_bytes' | 'crc32c'>;
+
+export class CoordinatorClient {
+  readonly address: string;
+  private readonly timeouts: CallTimeouts;
+  private readonly chunkBytes: number;
+
+  constructor(
+    private readonly rpc: RpcTransport,
+    opts: { timeouts?: Partial<CallTimeouts>; chunkBytes?: number } = {},
+  ) {
+    this.address = rpc.address;
+    this.timeouts = { ...DEFAULT_CALL_TIMEOUTS, ...opts.timeouts };
+    this.chunkBytes = opts.chunkBytes ?? WIRE_CHUNK_BYTES;
+  }
+
+  register(req: RegisterRequest, o: CallOptions = {}): Promise<RegisterReply> {
+    return this.rpc.unary('Register', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
+  }
+
+  nextAssignment(req: AssignmentRequest, o: CallOptions = {}): Promise<Assignment> {
+    return this.rpc.unary('NextAssignment', req, o.timeoutMs ?? this.timeouts.longPollTimeoutMs);
+  }
+
+  heartbeat(req: HeartbeatRequest, o: CallOptions = {}): Promise<HeartbeatReply> {
+    return this.rpc.unary('Heartbeat', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
+  }
+
+  reportChecksum(req: ChecksumRequest, o: CallOptions = {}): Promise<ChecksumReply> {
+    return this.rpc.unary('ReportChecksum', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
+  }
+
+  async reportMetrics(req: MetricsRequest, o: CallOptions = {}): Promise<void> {
+    await this.rpc.unary('ReportMetrics', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
+  }
+
+  /**
+   * Uploads one partial sum. `payload` is sent from views of its memory:
+   * do not modify it until the promise settles.
+   */
+  pushGradient(header: GradientUploadHeader, payload: Float32Array | Uint8Array, o: CallOptions = {}): Promise<PushAck> {
+    return this.rpc.clientStream(
+      'PushGradient',
+      gradientChunks(header, payload, this.chunkBytes),
+      o.timeoutMs ?? this.timeouts.transferTimeoutMs,
+    );
+  }
+
+  /**
+   * Waits for the step's reduced gradient and returns it as one fresh
+   * Float32Array, after checking length, checksum and that it is for `step`.
+   */
+  async pullReduced(req: PullRequest, o: CallOptions & { expectedBytes?: number } = {}): Promise<Float32Array> {
+    const stream = this.rpc.serverStream('PullReduced', req, o.timeoutMs ?? this.timeouts.longPollTimeoutMs);
+    const expected = o.expectedBytes === undefined ? {} : { expectedBytes: o.expectedBytes };
+    const { header, gradient } = await collectGradient(stream, expected);
+    if (header.step !== req.step) {
+      throw new ProtocolError(`PullReduced: expected the reduced gradient for step ${req.step}, got step ${header.step}`);
+    }
+    return gradient;
+  }
+
+  /** Parameters and optimizer state, as float32 views by tensor name. */
+  fetchState(req: StateRequest, o: CallOptions = {}): Promise<{ header: StateHeader; tensors: Map<string, NamedTensor> }> {
+    const stream = this.rpc.serverStream('FetchState', req, o.timeoutMs ?? this.timeouts.transferTimeoutMs);
+    return collectState(stream);
+  }
+
+  close(): void {
+    this.rpc.close();
+  }
+}

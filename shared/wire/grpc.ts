@@ -1,0 +1,315 @@
+/**
+ * The gRPC adapter: the only importer of @grpc/grpc-js and @grpc/proto-loader.
+ * It loads proto/bertfleet.proto at run time, serves a `CoordinatorHandlers`
+ * (service.ts) and opens `CoordinatorClient`s (client.ts), converting between
+ * grpc-js calls and promises/async iterables, and between thrown bertfleet
+ * errors and status codes (the table is status-codes.ts). Message limits and
+ * keepalive are set here, explicitly and identically on both sides.
+ *
+ * Knows nothing of what the coordinator does with a call or what a tensor means.
+ */
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ConfigError, ProtocolError, UnreachableError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { retryWithBackoff } from './backoff.js';
+import { WIRE_CHUNK_BYTES } from './chunks.js';
+import { CoordinatorClient, type CallTimeouts } from './client.js';
+import type { CallContext, CoordinatorHandlers, RpcTransport } from './service.js';
+import { ERROR_TRAILER_KEY, fromWireError, toWireError } from './status-codes.js';
+
+export const PROTO_PATH = fileURLToPath(new URL('../../proto/bertfleet.proto', import.meta.url));
+
+/** uint64 as JS number (steps and byte counts stay far below 2^53). */
+export const PROTO_LOADER_OPTIONS = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
+
+/** 16 MiB on both sides; chunks are WIRE_CHUNK_BYTES (1 MiB), far inside it. */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+export { WIRE_CHUNK_BYTES };
+
+export interface ChannelTuning {
+  maxMessageBytes?: number;
+  /** Ping an idle connection this often, to notice a dead peer. */
+  keepaliveTimeMs?: number;
+  /** Drop the connection when a ping is not answered in this time. */
+  keepaliveTimeoutMs?: number;
+}
+
+function channelOptions(t: ChannelTuning): grpc.ChannelOptions {
+  const max = t.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+  if (max < 2 * WIRE_CHUNK_BYTES) throw new ConfigError([`maxMessageBytes (${max}) must be at least twice the chunk size (${WIRE_CHUNK_BYTES})`]);
+  return {
+    'grpc.max_receive_message_length': max,
+    'grpc.max_send_message_length': max,
+    'grpc.keepalive_time_ms': t.keepaliveTimeMs ?? 20_000,
+    'grpc.keepalive_timeout_ms': t.keepaliveTimeoutMs ?? 10_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  };
+}
+
+let service: grpc.ServiceDefinition | undefined;
+
+/** The Coordinator service definition, parsed once from PROTO_PATH. */
+export function loadCoordinatorService(): grpc.ServiceDefinition {
+  if (service === undefined) {
+    const pkg = protoLoader.loadSync(PROTO_PATH, PROTO_LOADER_OPTIONS);
+    const def = pkg['bertfleet.v1.Coordinator'];
+    if (def === undefined || !('Register' in def)) throw new ProtocolError(`${PROTO_PATH} defines no service bertfleet.v1.Coordinator`);
+    service = def as grpc.ServiceDefinition;
+  }
+  return service;
+}
+
+// ---------------------------------------------------------------- server edge
+
+export interface CoordinatorServer {
+  /** Binds and serves; port 0 picks a free port. Resolves to the bound port. */
+  startServer(host: string, port: number): Promise<number>;
+  /** Lets calls finish for `graceMs`, then cancels the rest; resolves when the port is released. */
+  stop(opts?: { graceMs?: number }): Promise<void>;
+}
+
+export function createServer(impl: CoordinatorHandlers, opts: ChannelTuning & { log: Logger }): CoordinatorServer {
+  const log = opts.log.child({ component: 'grpc-server' });
+  const server = new grpc.Server(channelOptions(opts));
+  const fail = (method: string, err: unknown): Partial<grpc.StatusObject> => {
+    const w = toWireError(err);
+    if (w.trailer === null) log.error({ err, method }, 'handler failed');
+    else log.debug({ method, code: w.code, details: w.details }, 'call refused');
+    const metadata = new grpc.Metadata();
+    if (w.trailer !== null) metadata.set(ERROR_TRAILER_KEY, Buffer.from(w.trailer));
+    return { code: w.code, details: w.details, metadata };
+  };
+  const unary =
+    <Req, Res>(method: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
+    (call, callback) =>
+      void (async () => {
+        const { ctx, done } = callContext(call);
+        let res: Res;
+        try {
+          res = await fn(call.request, ctx);
+        } catch (err) {
+          callback(fail(method, err));
+          return;
+        } finally {
+          done();
+        }
+        callback(null, res);
+      })();
+  const clientStream =
+    <Req, Res>(method: string, fn: (r: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>): grpc.handleClientStreamingCall<Req, Res> =>
+    (call, callback) =>
+      void (async () => {
+        const { ctx, done } = callContext(call);
+        let res: Res;
+        try {
+          res = await fn(call, ctx);
+        } catch (err) {
+          callback(fail(method, err));
+          return;
+        } finally {
+          done();
+        }
+        callback(null, res);
+      })();
+  const serverStream =
+    <Req, Res>(method: string, fn: (req: Req, ctx: CallContext) => AsyncIterable<Res>): grpc.handleServerStreamingCall<Req, Res> =>
+    (call) =>
+      void (async () => {
+        const { ctx, done } = callContext(call);
+        try {
+          for await (const msg of fn(call.request, ctx)) {
+            if (!call.write(msg)) await once(call, 'drain', { signal: ctx.signal });
+          }
+          call.end();
+        } catch (err) {
+          if (ctx.signal.aborted) log.debug({ method, err }, 'stream abandoned by client');
+          else call.emit('error', fail(method, err));
+        } finally {
+          done();
+        }
+      })();
+  server.addService(loadCoordinatorService(), {
+    Register: unary('Register', impl.register.bind(impl)),
+    NextAssignment: unary('NextAssignment', impl.nextAssignment.bind(impl)),
+    PushGradient: clientStream('PushGradient', impl.pushGradient.bind(impl)),
+    PullReduced: serverStream('PullReduced', impl.pullReduced.bind(impl)),
+    Heartbeat: unary('Heartbeat', impl.heartbeat.bind(impl)),
+    FetchState: serverStream('FetchState', impl.fetchState.bind(impl)),
+    ReportChecksum: unary('ReportChecksum', impl.reportChecksum.bind(impl)),
+    ReportMetrics: unary('ReportMetrics', impl.reportMetrics.bind(impl)),
+  });
+  return {
+    startServer: (host, port) => bind(server, host, port),
+    stop: ({ graceMs = 5_000 } = {}) => shutdown(server, graceMs, log),
+  };
+}
+
+function callContext(call: grpc.ServerSurfaceCall): { ctx: CallContext; done: () => void } {
+  const ac = new AbortController();
+  const onCancel = (): void => ac.abort();
+  call.on('cancelled', onCancel);
+  return { ctx: { signal: ac.signal, peer: call.getPeer() }, done: () => call.off('cancelled', onCancel) };
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function bind(server: grpc.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(hostPort(host, port), grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      if (err) reject(new ConfigError([`coordinator cannot listen on ${hostPort(host, port)}: ${err.message}`], { cause: err }));
+      else resolve(bound);
+    });
+  });
+}
+
+function shutdown(server: grpc.Server, graceMs: number, log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      log.warn({ graceMs }, 'calls still open after grace period; cancelling them');
+      server.forceShutdown();
+    }, graceMs);
+    // Called once every listener and connection is closed, forced or not.
+    server.tryShutdown((err) => {
+      clearTimeout(timer);
+      if (err) log.warn({ err }, 'graceful shutdown failed; forced');
+      if (err) server.forceShutdown();
+      resolve();
+    });
+  });
+}
+
+// ---------------------------------------------------------------- client edge
+
+export interface ClientOptions extends ChannelTuning {
+  log: Logger;
+  /** How long one connection attempt may take. */
+  connectTimeoutMs?: number;
+  /** Wait before the second attempt; doubles per failure up to connectMaxDelayMs. */
+  connectInitialDelayMs?: number;
+  connectMaxDelayMs?: number;
+  connectMaxAttempts?: number;
+  timeouts?: Partial<CallTimeouts>;
+  chunkBytes?: number;
+}
+
+/**
+ * Connects to the coordinator at `address` (`host:port`), retrying with
+ * exponential backoff; throws UnreachableError naming the address when every
+ * attempt fails.
+ */
+export async function createCoordinatorClient(address: string, opts: ClientOptions): Promise<CoordinatorClient> {
+  const log = opts.log.child({ component: 'grpc-client', address });
+  const initialDelayMs = opts.connectInitialDelayMs ?? 200;
+  const maxDelayMs = opts.connectMaxDelayMs ?? 5_000;
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
+  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    ...channelOptions(opts),
+    'grpc.initial_reconnect_backoff_ms': initialDelayMs,
+    'grpc.max_reconnect_backoff_ms': maxDelayMs,
+  });
+  await retryWithBackoff(() => waitForReady(client, connectTimeoutMs), {
+    initialDelayMs,
+    maxDelayMs,
+    maxAttempts: opts.connectMaxAttempts ?? 6,
+    onRetry: ({ attempts, delayMs, lastError }) => log.warn({ attempts, delayMs, err: lastError }, 'coordinator not reachable yet; retrying'),
+    onExhausted: ({ attempts, elapsedMs, lastError }) => {
+      client.close();
+      return new UnreachableError(
+        `coordinator at ${address} unreachable: no connection after ${attempts} attempts in ${elapsedMs} ms ` +
+          `(connectTimeoutMs ${connectTimeoutMs})`,
+        { cause: lastError },
+      );
+    },
+  });
+  log.debug('connected');
+  const clientOpts = { ...(opts.timeouts && { timeouts: opts.timeouts }), ...(opts.chunkBytes && { chunkBytes: opts.chunkBytes }) };
+  return new CoordinatorClient(new GrpcTransport(client, address, loadCoordinatorService()), clientOpts);
+}
+
+function waitForReady(client: grpc.Client, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.waitForReady(Date.now() + timeoutMs, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+type Method = grpc.MethodDefinition<unknown, unknown>;
+
+/** RpcTransport over one grpc-js Client; every failure leaves as a bertfleet error. */
+class GrpcTransport implements RpcTransport {
+  constructor(
+    private readonly client: grpc.Client,
+    readonly address: string,
+    private readonly def: grpc.ServiceDefinition,
+  ) {}
+
+  unary(method: string, req: unknown, timeoutMs: number): Promise<never> {
+    const m = this.method(method);
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs },
+        (err, res) => (err ? reject(this.mapError(err, method, timeoutMs)) : resolve(res as never)));
+    });
+  }
+
+  async clientStream(method: string, source: Iterable<unknown>, timeoutMs: number): Promise<never> {
+    const m = this.method(method);
+    let finished = false;
+    let call!: grpc.ClientWritableStream<unknown>;
+    const result = new Promise<never>((resolve, reject) => {
+      call = this.client.makeClientStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: Date.now() + timeoutMs },
+        (err, res) => {
+          finished = true;
+          if (err) reject(this.mapError(err, method, timeoutMs));
+          else resolve(res as never);
+        });
+    });
+    // Settles with the call, whatever its outcome: only used to stop waiting for 'drain'.
+    const ended = result.then(() => undefined, () => undefined);
+    for (const msg of source) {
+      if (finished) break;
+      if (!call.write(msg)) await Promise.race([once(call, 'drain'), ended]);
+    }
+    call.end();
+    return result;
+  }
+
+  async *serverStream(method: string, req: unknown, timeoutMs: number): AsyncGenerator<never> {
+    const m = this.method(method);
+    const call = this.client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), {
+      deadline: Date.now() + timeoutMs,
+    });
+    try {
+      for await (const msg of call) yield msg as never;
+    } catch (err) {
+      throw isServiceError(err) ? this.mapError(err, method, timeoutMs) : err;
+    } finally {
+      call.cancel(); // no-op when the stream completed; stops it when the consumer left early
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private method(name: string): Method {
+    const m = this.def[name];
+    if (m === undefined) throw new ProtocolError(`service Coordinator has no method ${name}`);
+    return m as Method;
+  }
+
+  private mapError(err: grpc.ServiceError, method: string, timeoutMs: number): Error {
+    const [trailer] = err.metadata?.get(ERROR_TRAILER_KEY) ?? [];
+    return fromWireError(
+      { code: err.code, details: err.details, trailer: Buffer.isBuffer(trailer) ? trailer : null, call: `${method} on ${this.address}`, timeoutMs },
+      err,
+    );
+  }
+}
+
+function isServiceError(err: unknown): err is grpc.ServiceError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'number' && 'details' in err;
+}

@@ -1,0 +1,97 @@
+/**
+ * The Coordinator service as plain TypeScript, with no gRPC types: what the
+ * coordinator implements (`CoordinatorHandlers`, promises and async
+ * iterables) and what the typed client is built on (`RpcTransport`). grpc.ts
+ * adapts both to @grpc/grpc-js, so neither the coordinator nor the worker ever
+ * sees a grpc-js object and a grpc-js upgrade touches grpc.ts alone.
+ */
+import type {
+  Assignment,
+  AssignmentRequest,
+  ChecksumReply,
+  ChecksumRequest,
+  Empty,
+  GradientChunk,
+  HeartbeatReply,
+  HeartbeatRequest,
+  MetricsRequest,
+  PullRequest,
+  PushAck,
+  RegisterReply,
+  RegisterRequest,
+  StateChunk,
+  StateRequest,
+} from './messages.js';
+
+/** Per-call facts a handler may need. */
+export interface CallContext {
+  /** Aborted when the client cancels, its deadline passes or the server is forced down. */
+  signal: AbortSignal;
+  /** The peer address as the transport reports it, for logs. */
+  peer: string;
+}
+
+/**
+ * What the coordinator implements. Throw bertfleet errors (shared/errors.ts)
+ * to refuse: status-codes.ts maps them to gRPC status codes at the edge.
+ * Streams returned by pullReduced/fetchState are written with backpressure.
+ */
+export interface CoordinatorHandlers {
+  register(req: RegisterRequest, ctx: CallContext): Promise<RegisterReply>;
+  nextAssignment(req: AssignmentRequest, ctx: CallContext): Promise<Assignment>;
+  pushGradient(chunks: AsyncIterable<GradientChunk>, ctx: CallContext): Promise<PushAck>;
+  pullReduced(req: PullRequest, ctx: CallContext): AsyncIterable<GradientChunk>;
+  heartbeat(req: HeartbeatRequest, ctx: CallContext): Promise<HeartbeatReply>;
+  fetchState(req: StateRequest, ctx: CallContext): AsyncIterable<StateChunk>;
+  reportChecksum(req: ChecksumRequest, ctx: CallContext): Promise<ChecksumReply>;
+  reportMetrics(req: MetricsRequest, ctx: CallContext): Promise<Empty>;
+}
+
+/** RPC name in the .proto -> [request, response], by call shape. */
+export interface UnaryMethods {
+  Register: [RegisterRequest, RegisterReply];
+  NextAssignment: [AssignmentRequest, Assignment];
+  Heartbeat: [HeartbeatRequest, HeartbeatReply];
+  ReportChecksum: [ChecksumRequest, ChecksumReply];
+  ReportMetrics: [MetricsRequest, Empty];
+}
+export interface ClientStreamMethods {
+  PushGradient: [GradientChunk, PushAck];
+}
+export interface ServerStreamMethods {
+  PullReduced: [PullRequest, GradientChunk];
+  FetchState: [StateRequest, StateChunk];
+}
+
+/** RPC name in the .proto -> handler name in CoordinatorHandlers. */
+export const HANDLER_NAMES = {
+  Register: 'register',
+  NextAssignment: 'nextAssignment',
+  PushGradient: 'pushGradient',
+  PullReduced: 'pullReduced',
+  Heartbeat: 'heartbeat',
+  FetchState: 'fetchState',
+  ReportChecksum: 'reportChecksum',
+  ReportMetrics: 'reportMetrics',
+} as const satisfies Record<keyof (UnaryMethods & ClientStreamMethods & ServerStreamMethods), keyof CoordinatorHandlers>;
+
+/**
+ * One open channel to the coordinator. Failures reject with bertfleet errors
+ * (the server's class restored; UnreachableError when the coordinator is gone).
+ */
+export interface RpcTransport {
+  /** `host:port`, for messages. */
+  readonly address: string;
+  unary<M extends keyof UnaryMethods>(method: M, req: UnaryMethods[M][0], timeoutMs: number): Promise<UnaryMethods[M][1]>;
+  clientStream<M extends keyof ClientStreamMethods>(
+    method: M,
+    source: Iterable<ClientStreamMethods[M][0]>,
+    timeoutMs: number,
+  ): Promise<ClientStreamMethods[M][1]>;
+  serverStream<M extends keyof ServerStreamMethods>(
+    method: M,
+    req: ServerStreamMethods[M][0],
+    timeoutMs: number,
+  ): AsyncIterable<ServerStreamMethods[M][1]>;
+  close(): void;
+}

@@ -1,0 +1,40 @@
+/** Random but valid batches for model and training tests. */
+import { Rng } from '../../shared/data/rng.js';
+import type { PretrainArrays } from '../../shared/training/batches.js';
+
+export function randomPretrainBatch(vocab: number, size: number, seq: number, maxPred: number, seed: number): PretrainArrays {
+  const rng = new Rng(seed);
+  const b: PretrainArrays = {
+    kind: 'pretrain', size, seqLength: seq, maxPredictions: maxPred,
+    inputIds: new Int32Array(size * seq), inputMask: new Int32Array(size * seq), segmentIds: new Int32Array(size * seq),
+    maskedPositions: new Int32Array(size * maxPred), maskedIds: new Int32Array(size * maxPred),
+    maskedWeights: new Float32Array(size * maxPred), nspLabels: new Int32Array(size),
+  };
+  for (let r = 0; r < size; r++) {
+    const len = seq - rng.below(seq / 2);
+    for (let j = 0; j < seq; j++) {
+      b.inputIds[r * seq + j] = j < len ? 5 + rng.below(vocab - 5) : 0;
+      b.inputMask[r * seq + j] = j < len ? 1 : 0;
+      b.segmentIds[r * seq + j] = j < len && j >= len / 2 ? 1 : 0;
+    }
+    const preds = 1 + rng.below(maxPred);
+    for (let k = 0; k < preds; k++) {
+      b.maskedPositions[r * maxPred + k] = 1 + k;
+      b.maskedIds[r * maxPred + k] = 5 + rng.below(vocab - 5);
+      b.maskedWeights[r * maxPred + k] = 1;
+    }
+    b.nspLabels[r] = rng.below(2);
+  }
+  return b;
+}
+
+export function sliceBatch(b: PretrainArrays, lo: number, hi: number): PretrainArrays {
+  const s = b.seqLength;
+  const p = b.maxPredictions;
+  return {
+    ...b, size: hi - lo,
+    inputIds: b.inputIds.slice(lo * s, hi * s), inputMask: b.inputMask.slice(lo * s, hi * s), segmentIds: b.segmentIds.slice(lo * s, hi * s),
+    maskedPositions: b.maskedPositions.slice(lo * p, hi * p), maskedIds: b.maskedIds.slice(lo * p, hi * p),
+    maskedWeights: b.maskedWeights.slice(lo * p, hi * p), nspLabels: b.nspLabels.slice(lo, hi),
+  };
+}
