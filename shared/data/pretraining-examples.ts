@@ -161,8 +161,11 @@ export function truncateSeqPair(lengthA: number, lengthB: number, maxNumTokens: 
   while (aTo - aFrom + (bTo - bFrom) > maxNumTokens) {
     const truncA = aTo - aFrom > bTo - bFrom;
     const front = rng.random() < 0.5;
-    if (truncA) front ? aFrom++ : aTo--;
-    else front ? bFrom++ : bTo--;
+    if (truncA) {
+      if (front) aFrom++;
+      else aTo--;
+    } else if (front) bFrom++;
+    else bTo--;
   }
   return [aFrom, aTo, bFrom, bTo];
 }

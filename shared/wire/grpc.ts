@@ -82,38 +82,27 @@ export function createServer(impl: CoordinatorHandlers, opts: ChannelTuning & { 
     if (w.trailer !== null) metadata.set(ERROR_TRAILER_KEY, Buffer.from(w.trailer));
     return { code: w.code, details: w.details, metadata };
   };
+  // Unary and client-streaming calls both end in one callback: call it exactly once.
+  const reply = <Arg, Res>(method: string, fn: (a: Arg, ctx: CallContext) => Promise<Res>, arg: Arg, call: SurfaceCall, callback: grpc.sendUnaryData<Res>) =>
+    void (async () => {
+      const { ctx, done } = callContext(call);
+      let res: Res;
+      try {
+        res = await fn(arg, ctx);
+      } catch (err) {
+        callback(fail(method, err));
+        return;
+      } finally {
+        done();
+      }
+      callback(null, res);
+    })();
   const unary =
     <Req, Res>(method: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
-    (call, callback) =>
-      void (async () => {
-        const { ctx, done } = callContext(call);
-        let res: Res;
-        try {
-          res = await fn(call.request, ctx);
-        } catch (err) {
-          callback(fail(method, err));
-          return;
-        } finally {
-          done();
-        }
-        callback(null, res);
-      })();
+    (call, callback) => reply(method, fn, call.request, call, callback);
   const clientStream =
     <Req, Res>(method: string, fn: (r: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>): grpc.handleClientStreamingCall<Req, Res> =>
-    (call, callback) =>
-      void (async () => {
-        const { ctx, done } = callContext(call);
-        let res: Res;
-        try {
-          res = await fn(call, ctx);
-        } catch (err) {
-          callback(fail(method, err));
-          return;
-        } finally {
-          done();
-        }
-        callback(null, res);
-      })();
+    (call, callback) => reply(method, fn, call, call, callback);
   const serverStream =
     <Req, Res>(method: string, fn: (req: Req, ctx: CallContext) => AsyncIterable<Res>): grpc.handleServerStreamingCall<Req, Res> =>
     (call) =>
@@ -147,7 +136,14 @@ export function createServer(impl: CoordinatorHandlers, opts: ChannelTuning & { 
   };
 }
 
-function callContext(call: grpc.ServerSurfaceCall): { ctx: CallContext; done: () => void } {
+/** What every server call object offers (grpc-js does not export a name for it). */
+interface SurfaceCall {
+  on(event: 'cancelled', listener: () => void): unknown;
+  off(event: 'cancelled', listener: () => void): unknown;
+  getPeer(): string;
+}
+
+function callContext(call: SurfaceCall): { ctx: CallContext; done: () => void } {
   const ac = new AbortController();
   const onCancel = (): void => ac.abort();
   call.on('cancelled', onCancel);

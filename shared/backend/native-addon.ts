@@ -1,0 +1,138 @@
+/**
+ * The one loader of the wasm-blas N-API addon (native/build/Release/wasm_blas.node,
+ * built by `npm run build:native` from native/). It types the addon's calls
+ * and turns its argument errors into `BackendError`s. It knows byte offsets,
+ * element counts and OpenBLAS; it must not know tfjs, tensors or dataIds
+ * (that glue lives in wasm-blas.ts).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+import { BackendError } from '../errors.js';
+
+/** Activation codes understood by the addon's fused epilogue (see native/src/matmul.c). */
+export const ACTIVATION_CODES = {
+  linear: 0,
+  relu: 1,
+  relu6: 2,
+  elu: 3,
+  leakyrelu: 4,
+  prelu: 5,
+  sigmoid: 6,
+} as const;
+export type ActivationName = keyof typeof ACTIVATION_CODES;
+
+/**
+ * One batched matmul on the heap. A is [...aBatch, m, k] ([..., k, m] when
+ * transposeA), B is [...bBatch, k, n] ([..., n, k] when transposeB); batch
+ * shapes broadcast numpy-style; out is [...outBatch, m, n]. Offsets are bytes,
+ * sizes are float32 element counts (checked against the shapes in C).
+ */
+export interface HeapMatMulSpec {
+  aOffset: number;
+  bOffset: number;
+  outOffset: number;
+  aSize: number;
+  bSize: number;
+  outSize: number;
+  aBatch: readonly number[];
+  bBatch: readonly number[];
+  m: number;
+  n: number;
+  k: number;
+  transposeA: boolean;
+  transposeB: boolean;
+  /** Epilogue: out = act(out + bias). Default linear. */
+  activation?: (typeof ACTIVATION_CODES)[ActivationName];
+  /** leakyrelu slope. */
+  alpha?: number;
+  /** Bias, broadcast over out: element strides per out dim ([...outBatch, m, n]); 0 broadcasts. */
+  biasOffset?: number;
+  biasSize?: number;
+  biasStrides?: readonly number[];
+  /** prelu weights, broadcast like the bias. */
+  preluOffset?: number;
+  preluSize?: number;
+  preluStrides?: readonly number[];
+}
+
+/** x is [numIds, rowSize] (float32), ids [numIds] (int32), out [numSegments, rowSize]. */
+export interface HeapSegmentSumSpec {
+  xOffset: number;
+  idsOffset: number;
+  outOffset: number;
+  numIds: number;
+  rowSize: number;
+  numSegments: number;
+  xSize: number;
+  outSize: number;
+}
+
+export interface NativeBlas {
+  /** Returns how many cblas_sgemm calls it made (1 when the batch was folded into m). */
+  matmul(heap: ArrayBuffer, spec: HeapMatMulSpec): number;
+  /** Returns how many rows were dropped for an id outside [0, numSegments). */
+  unsortedSegmentSum(heap: ArrayBuffer, spec: HeapSegmentSumSpec): number;
+  setNumThreads(threads: number): void;
+  getNumThreads(): number;
+  /** openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
+  getConfig(): string;
+  /** openblas_get_corename(): the kernel set DYNAMIC_ARCH picked for this CPU. */
+  getCorename(): string;
+}
+
+/** Absolute path of the built addon. */
+export function nativeAddonPath(): string {
+  return fileURLToPath(new URL('../../native/build/Release/wasm_blas.node', import.meta.url));
+}
+
+let cached: NativeBlas | undefined;
+
+/** Loads the addon once; throws BackendError saying how to build it when it is missing or broken. */
+export function loadNativeBlas(): NativeBlas {
+  if (cached !== undefined) return cached;
+  const path = nativeAddonPath();
+  if (!existsSync(path)) {
+    throw new BackendError(
+      `wasm-blas native addon not built: expected ${path}, got no file; ` +
+        'run scripts/setup.sh or `npm run build:native` (needs libopenblas-dev and a C compiler)',
+    );
+  }
+  let raw: NativeBlas;
+  try {
+    raw = createRequire(import.meta.url)(path) as NativeBlas;
+  } catch (err) {
+    throw new BackendError(
+      `wasm-blas native addon at ${path} failed to load (rebuild with \`npm run build:native\`; ` +
+        `is libopenblas0 installed?): ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  for (const fn of ['matmul', 'unsortedSegmentSum', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']) {
+    if (typeof (raw as unknown as Record<string, unknown>)[fn] !== 'function') {
+      throw new BackendError(`wasm-blas native addon at ${path}: expected export ${fn}(), got none; rebuild it`);
+    }
+  }
+  cached = {
+    matmul: (heap, spec) => rethrow(() => raw.matmul(heap, spec)),
+    unsortedSegmentSum: (heap, spec) => rethrow(() => raw.unsortedSegmentSum(heap, spec)),
+    setNumThreads: (threads) => rethrow(() => raw.setNumThreads(threads)),
+    getNumThreads: () => raw.getNumThreads(),
+    getConfig: () => raw.getConfig(),
+    getCorename: () => raw.getCorename(),
+  };
+  return cached;
+}
+
+/** The addon throws plain Errors (code ERR_WASM_BLAS_ARG); callers catch BackendError. */
+function rethrow<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_WASM_BLAS_ARG') {
+      throw new BackendError((err as Error).message, { cause: err });
+    }
+    throw err;
+  }
+}
