@@ -10,10 +10,10 @@
  * This file knows nothing of tokens, examples or caches.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { EMBEDDED_CORPORA, readEmbeddedCorpus, type Document, type EmbeddedCorpusName } from './corpus-embedded.js';
 import { installedPackage } from './packages.js';
+import { readUserFile } from './user-file.js';
 
 export type { Document, EmbeddedCorpusName };
 
@@ -65,15 +65,6 @@ export function parseCorpusText(text: string): Document[] {
     else docs[docs.length - 1]!.push(line);
   }
   return docs.filter((d) => d.length > 0);
-}
-
-/** Reads a user file, with InputErrors that name the path when it is missing, not a file, or empty. */
-export function readUserFile(path: string, what: string): Buffer {
-  if (!existsSync(path)) throw new InputError(`${what} file ${path} does not exist`);
-  if (!statSync(path).isFile()) throw new InputError(`${what} file ${path} is not a regular file`);
-  const bytes = readFileSync(path);
-  if (bytes.toString('utf8').trim() === '') throw new InputError(`${what} file ${path} is empty`);
-  return bytes;
 }
 
 /**

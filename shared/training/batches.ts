@@ -62,3 +62,25 @@ export function maskedTokenCount(b: PretrainArrays): number {
   for (let i = 0; i < b.maskedWeights.length; i++) n += b.maskedWeights[i]!;
   return n;
 }
+
+/** A dataset as the trainer sees it: a size and a way to fetch rows by index, in order. */
+export interface BatchSource {
+  readonly size: number;
+  batch(indices: readonly number[]): BatchArrays;
+}
+
+export type DatasetName = 'pretrain' | 'pretrain-heldout' | 'classify-train' | 'classify-validation' | 'classify-test';
+
+/** Every dataset of a run. Pretraining sets are absent when the run starts from a checkpoint. */
+export interface RunDatasets {
+  sources: Partial<Record<DatasetName, BatchSource>>;
+  labels: readonly string[];
+  /** Fingerprint of the data and vocabulary, so workers can check they read the same. */
+  fingerprint: string;
+}
+
+export function sourceOf(d: RunDatasets, name: DatasetName): BatchSource {
+  const s = d.sources[name];
+  if (!s) throw new Error(`dataset ${name} is not loaded in this run`);
+  return s;
+}

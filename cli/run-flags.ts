@@ -1,0 +1,84 @@
+/**
+ * Flags shared by `bertfleet train` and `bertfleet cluster`, mapped onto the run
+ * config: a `--config FILE` (JSON, any run-config key) first, then the flags on
+ * top. Everything is validated here, before anything is created on disk.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mergeConfig, parseRunConfig, type RunConfig } from '../shared/config/run-config.js';
+import { InputError } from '../shared/errors.js';
+import { intFlag, type Options } from './args.js';
+import { BACKEND_HELP, backendOptions } from './backend-flags.js';
+
+export const runOptions: Options = {
+  seed: { type: 'string' },
+  output: { type: 'string' },
+  model: { type: 'string' },
+  'pretrain-steps': { type: 'string' },
+  'finetune-steps': { type: 'string' },
+  'global-batch': { type: 'string' },
+  'micro-batch': { type: 'string' },
+  'init-from': { type: 'string' },
+  config: { type: 'string' },
+  resume: { type: 'boolean' },
+  corpus: { type: 'string', multiple: true },
+  classification: { type: 'string' },
+  vocab: { type: 'string' },
+  'log-level': { type: 'string' },
+  progress: { type: 'boolean' },
+  'no-progress': { type: 'boolean' },
+  ...backendOptions,
+};
+
+export const RUN_HELP = `  --output DIR          where the run goes (default runs/<date-time>); receives pretrained/,
+                        finetuned/, metrics.json, steps.jsonl, state/, run-config.json
+  --seed N              run seed (default 12345): same seed + data + global batch = same bytes
+  --model NAME|FILE     preset tiny | mini | small | base, or a config.json (default tiny)
+  --pretrain-steps N    pretraining steps (default 600)
+  --finetune-steps N    finetuning steps (default 300)
+  --global-batch N      sequences per step, both phases (default 32)
+  --micro-batch N       sequences per micro-batch; must divide the global batch (default 8)
+  --init-from DIR       finetune this Hugging Face checkpoint, skipping pretraining
+  --corpus FILE         pretraining text (one sentence per line, blank line between
+                        documents); repeat for several files (default: embedded corpus)
+  --classification FILE CSV, TSV or JSONL with text, optional text_b, label (default: embedded
+                        UCI sentiment sentences)
+  --vocab FILE          a vocab.txt (default: bert-base-uncased)
+  --config FILE         JSON with any run-config key (see README); flags override it
+  --resume              continue the run in --output from its latest trainer state
+${BACKEND_HELP}
+  --log-level LEVEL     pino level (default info); logs are JSON lines on stderr
+  --no-progress         no progress bar`;
+
+function readConfigFile(path: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new InputError(`--config ${path} does not exist`);
+  try {
+    const raw = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error('not a JSON object');
+    return raw as Record<string, unknown>;
+  } catch (err) {
+    throw new InputError(`--config ${path} is not a JSON object of run settings`, { cause: err });
+  }
+}
+
+export function runConfigFromFlags(values: Record<string, unknown>): RunConfig {
+  const file = typeof values['config'] === 'string' ? readConfigFile(values['config']) : undefined;
+  const globalBatch = intFlag(values, 'global-batch', { min: 1 });
+  const microBatch = intFlag(values, 'micro-batch', { min: 1 });
+  const phase = (steps: number | undefined) => ({ steps, globalBatch, microBatch });
+  const flags: Record<string, unknown> = {
+    seed: intFlag(values, 'seed', { min: 0 }),
+    model: values['model'],
+    initFrom: values['init-from'],
+    backend: values['backend'],
+    blasThreads: intFlag(values, 'blas-threads', { min: 1 }),
+    data: { corpus: values['corpus'], classification: values['classification'], vocab: values['vocab'] },
+    pretrain: phase(intFlag(values, 'pretrain-steps', { min: 0 })),
+    finetune: phase(intFlag(values, 'finetune-steps', { min: 0 })),
+  };
+  return parseRunConfig(mergeConfig(file, flags), file ? `--config ${String(values['config'])} and flags` : 'flags');
+}
+
+export function defaultOutputDir(): string {
+  const stamp = new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*$/, '');
+  return `runs/${stamp}`;
+}

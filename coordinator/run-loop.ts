@@ -1,0 +1,135 @@
+/**
+ * The whole run: pretraining (MLM + NSP) → finetuning (classification) →
+ * evaluation, resumable from the latest trainer state. Owns the coordinator's
+ * replica, the outputs and `metrics.json`; gradients come from the executor.
+ */
+import { createHash } from 'node:crypto';
+import { loadHfCheckpoint, saveHfCheckpoint, selectParams } from '../shared/checkpoint/hf-checkpoint.js';
+import { loadLatestTrainerState, type TrainerStateData } from '../shared/checkpoint/trainer-state.js';
+import type { RunConfig } from '../shared/config/run-config.js';
+import { CheckpointError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { architectureOf, type BertConfig } from '../shared/model/config.js';
+import { paramSpecs, type ParamSpec } from '../shared/model/params.js';
+import type { RunDatasets } from '../shared/training/batches.js';
+import { initParams } from '../shared/training/init.js';
+import type { PretrainMetrics } from '../shared/training/metrics.js';
+import { Replica, type UpdateSettings } from '../shared/training/replica.js';
+import { evaluateClassification, evaluatePretraining } from './evaluate.js';
+import type { StepExecutor, TrainPhase } from './executor.js';
+import type { RunOutputs } from './outputs.js';
+import { trainPhase, type PhaseContext } from './train-phase.js';
+
+export interface RunInputs {
+  config: RunConfig;
+  bert: BertConfig;
+  data: RunDatasets;
+  executor: StepExecutor;
+  outputs: RunOutputs;
+  log: Logger;
+  resume: boolean;
+  onStep?: PhaseContext['onStep'];
+  /** Reports phase changes (the distributed run mirrors them into NATS). */
+  onPhase?: (phase: TrainPhase | 'evaluate' | 'done', step: number) => Promise<void>;
+}
+
+export interface RunResult {
+  metrics: Record<string, unknown>;
+}
+
+/** What must match for a resume: everything that changes the numbers. */
+export function runKey(config: RunConfig, bert: BertConfig, dataFingerprint: string): string {
+  const { seed, initFrom, data, pretrain, finetune, optimizer } = config;
+  const key = JSON.stringify({ seed, initFrom, data: { ...data, cacheDir: undefined }, pretrain, finetune, optimizer, bert: architectureOf(bert), dataFingerprint });
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+function updateSettings(config: RunConfig, phase: TrainPhase): UpdateSettings {
+  const p = config[phase];
+  return {
+    adamW: { beta1: config.optimizer.beta1, beta2: config.optimizer.beta2, epsilon: config.optimizer.epsilon, weightDecay: config.optimizer.weightDecay },
+    clipNorm: config.optimizer.clipNorm,
+    schedule: { peakLr: p.peakLr, warmupSteps: p.warmupSteps, totalSteps: p.steps },
+  };
+}
+
+function finetuneSpecs(bert: BertConfig, data: RunDatasets): ParamSpec[] {
+  return paramSpecs(bert, { heads: 'classification', numLabels: data.labels.length });
+}
+
+function resumedReplica(specs: readonly ParamSpec[], s: TrainerStateData): Replica {
+  return new Replica(specs, s.params, { m: s.m, v: s.v });
+}
+
+/** Encoder weights for finetuning: from the pretrained replica, or from --init-from. */
+function finetuneStart(inp: RunInputs, specs: ParamSpec[], pretrained: Replica | null): Replica {
+  const encoder = pretrained
+    ? pretrained.values()
+    : selectParams(loadHfCheckpoint(inp.config.initFrom!), specs, {
+        optionalPrefixes: ['classifier.'],
+        dropPrefixes: ['cls.'],
+        source: inp.config.initFrom!,
+      });
+  const fresh = initParams(inp.bert, specs, inp.config.seed, (n) => n.startsWith('classifier.'));
+  const values = new Map<string, Float32Array>();
+  for (const s of specs) values.set(s.name, (s.name.startsWith('classifier.') ? fresh.get(s.name) : encoder.get(s.name))!);
+  return Replica.fromValues(specs, values);
+}
+
+export async function runPipeline(inp: RunInputs): Promise<RunResult> {
+  const { config, bert, data, outputs, log } = inp;
+  const key = runKey(config, bert, data.fingerprint);
+  const preSpecs = paramSpecs(bert, { heads: 'pretraining' });
+  const ftSpecs = finetuneSpecs(bert, data);
+  const resumed = inp.resume
+    ? loadLatestTrainerState(outputs.state, (m) => (m.phase === 'pretrain' ? preSpecs : ftSpecs))
+    : null;
+  if (resumed && resumed.meta.runKey !== key) {
+    throw new CheckpointError(`--resume: the trainer state in ${outputs.state} belongs to run ${resumed.meta.runKey}, but these settings make run ${key}; resume with the same config`);
+  }
+  if (resumed) {
+    log.info({ phase: resumed.meta.phase, step: resumed.meta.step }, 'resuming');
+    outputs.trimStepsFrom(resumed.meta.phase, resumed.meta.step);
+  }
+  const ctx = (extra: Record<string, unknown>): PhaseContext => ({
+    config, data, executor: inp.executor, outputs, log, runKey: key, extra, ...(inp.onStep ? { onStep: inp.onStep } : {}),
+  });
+  let pretrainMetricsResult = (resumed?.meta.extra['pretrain'] as PretrainMetrics | undefined) ?? null;
+  let pretrained: Replica | null = null;
+  const skipPretrain = config.initFrom !== null;
+
+  if (!skipPretrain && (!resumed || resumed.meta.phase === 'pretrain')) {
+    const replica = resumed ? resumedReplica(preSpecs, resumed) : Replica.fromValues(preSpecs, initParams(bert, preSpecs, config.seed));
+    const startStep = resumed?.meta.step ?? 0;
+    await inp.onPhase?.('pretrain', startStep);
+    await trainPhase(ctx({}), { phase: 'pretrain', specs: preSpecs, dataset: 'pretrain', replica, startStep, update: updateSettings(config, 'pretrain') });
+    pretrainMetricsResult = await evaluatePretraining(inp.executor, data);
+    log.info({ ...pretrainMetricsResult }, 'pretraining evaluated');
+    saveHfCheckpoint(outputs.pretrained, { config: bert, specs: preSpecs, values: replica.values() });
+    pretrained = replica;
+  }
+
+  const ftResumed = resumed?.meta.phase === 'finetune' ? resumed : null;
+  const replica = ftResumed ? resumedReplica(ftSpecs, ftResumed) : finetuneStart(inp, ftSpecs, pretrained);
+  pretrained?.releaseTensors();
+  const startStep = ftResumed?.meta.step ?? 0;
+  await inp.onPhase?.('finetune', startStep);
+  const extra = pretrainMetricsResult ? { pretrain: pretrainMetricsResult } : {};
+  await trainPhase(ctx(extra), { phase: 'finetune', specs: ftSpecs, dataset: 'classify-train', replica, startStep, update: updateSettings(config, 'finetune') });
+  saveHfCheckpoint(outputs.finetuned, { config: bert, specs: ftSpecs, values: replica.values(), labels: data.labels });
+
+  await inp.onPhase?.('evaluate', config.finetune.steps);
+  const validation = await evaluateClassification(inp.executor, data, 'classify-validation');
+  const test = await evaluateClassification(inp.executor, data, 'classify-test');
+  const metrics: Record<string, unknown> = {
+    pretraining: pretrainMetricsResult ?? { skipped: `initialised from ${config.initFrom}` },
+    finetuning: { validation, test },
+    labels: data.labels,
+    seed: config.seed,
+  };
+  outputs.writeMetrics(metrics);
+  replica.releaseTensors();
+  await inp.onPhase?.('done', config.finetune.steps);
+  log.info({ testAccuracy: test.accuracy, macroF1: test.macro.f1 }, 'run finished');
+  return { metrics };
+}

@@ -1,0 +1,100 @@
+/**
+ * One training phase, step by step: build each step's micro-batches from the
+ * data plan, have the executor compute the reduced gradient, apply the update
+ * to the coordinator's replica, log and record the step, write trainer state
+ * every N steps. Knows nothing of how gradients are computed.
+ */
+import type { Logger } from '../shared/log.js';
+import type { RunConfig } from '../shared/config/run-config.js';
+import { saveTrainerState } from '../shared/checkpoint/trainer-state.js';
+import { sourceOf, type PretrainArrays, type RunDatasets } from '../shared/training/batches.js';
+import { DataPlan, dropoutSeed } from '../shared/training/data-plan.js';
+import { sumStats } from '../shared/training/metrics.js';
+import type { PhaseSetup, StepExecutor, StepWork } from './executor.js';
+import type { RunOutputs } from './outputs.js';
+
+export interface PhaseContext {
+  config: RunConfig;
+  data: RunDatasets;
+  executor: StepExecutor;
+  outputs: RunOutputs;
+  log: Logger;
+  runKey: string;
+  /** Carried into every trainer state of this phase (e.g. pretraining metrics). */
+  extra: Record<string, unknown>;
+  /** Called after each step; the CLI draws progress with it. */
+  onStep?: (phase: string, step: number, total: number, loss: number) => void;
+}
+
+export function planFor(ctx: Pick<PhaseContext, 'config' | 'data'>, setup: Pick<PhaseSetup, 'phase' | 'dataset'>): DataPlan {
+  const p = ctx.config[setup.phase];
+  return new DataPlan({
+    stream: setup.phase,
+    seed: ctx.config.seed,
+    numExamples: sourceOf(ctx.data, setup.dataset).size,
+    globalBatch: p.globalBatch,
+    microBatch: p.microBatch,
+  });
+}
+
+function stepWork(ctx: PhaseContext, setup: PhaseSetup, plan: DataPlan, step: number): StepWork {
+  const microBatches = Array.from({ length: plan.microPerStep }, (_, j) => ({
+    index: j,
+    examples: plan.examples(step, j),
+    dropoutSeed: dropoutSeed(ctx.config.seed, setup.phase, step, j),
+  }));
+  const counts: StepWork['counts'] = { sequences: plan.spec.globalBatch };
+  if (setup.phase === 'pretrain') {
+    // The MLM loss is normalised by the global batch's real masked tokens, known before any gradient.
+    const all = microBatches.flatMap((m) => m.examples);
+    const b = sourceOf(ctx.data, setup.dataset).batch(all) as PretrainArrays;
+    counts.maskedTokens = b.maskedWeights.reduce((a, w) => a + w, 0);
+  }
+  return { phase: setup.phase, step, dataset: setup.dataset, microBatches, counts };
+}
+
+export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<void> {
+  const total = ctx.config[setup.phase].steps;
+  const plan = planFor(ctx, setup);
+  const { replica } = setup;
+  const log = ctx.log.child({ phase: setup.phase });
+  await ctx.executor.startPhase(setup);
+  log.info({ startStep: setup.startStep, steps: total, microBatchesPerStep: plan.microPerStep, examples: plan.spec.numExamples }, 'phase started');
+  let windowStart = performance.now();
+  let windowSeqs = 0;
+  for (let step = setup.startStep; step < total; step++) {
+    const work = stepWork(ctx, setup, plan, step);
+    const outcome = await ctx.executor.runStep(work);
+    const { gradNorm, lr } = replica.applyGradient(outcome.grad, step, setup.update);
+    await ctx.executor.afterUpdate(setup.phase, step, () => replica.checksum());
+    const s = sumStats(outcome.stats);
+    const loss = setup.phase === 'pretrain'
+      ? s.lossSum / Math.max(1, s.maskedTokens) + s.nspLossSum / s.sequences
+      : s.lossSum / s.sequences;
+    const record: Record<string, unknown> = { phase: setup.phase, step, loss, lr, gradNorm };
+    if (setup.phase === 'pretrain') {
+      Object.assign(record, {
+        mlmLoss: s.lossSum / Math.max(1, s.maskedTokens), nspLoss: s.nspLossSum / s.sequences,
+        mlmAccuracy: s.correct / Math.max(1, s.maskedTokens), nspAccuracy: s.nspCorrect / s.sequences,
+      });
+    } else {
+      record['accuracy'] = s.correct / s.sequences;
+    }
+    ctx.outputs.appendStep(record);
+    windowSeqs += s.sequences;
+    ctx.onStep?.(setup.phase, step + 1, total, loss);
+    if ((step + 1) % ctx.config.logEverySteps === 0 || step + 1 === total) {
+      const seconds = (performance.now() - windowStart) / 1000;
+      log.info({ step: step + 1, of: total, loss, lr, gradNorm, seqPerSec: windowSeqs / seconds }, 'step done');
+      windowStart = performance.now();
+      windowSeqs = 0;
+    }
+    if ((step + 1) % ctx.config.checkpoint.everySteps === 0 || step + 1 === total) {
+      const dir = saveTrainerState(ctx.outputs.state, setup.specs, replica.layout.offsets, {
+        meta: { format: 'bertfleet-trainer-state/1', runKey: ctx.runKey, phase: setup.phase, step: step + 1, extra: ctx.extra },
+        params: replica.params, m: replica.opt.m, v: replica.opt.v,
+      }, ctx.config.checkpoint.keep);
+      log.info({ step: step + 1, dir }, 'checkpoint written');
+    }
+  }
+}

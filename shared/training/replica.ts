@@ -1,0 +1,81 @@
+/**
+ * A model replica for one phase: flat parameters and AdamW moments, and the
+ * tensors the model reads. Every replica (the single-process trainer, each
+ * worker, the coordinator's own copy) applies the same reduced gradient with
+ * the same code, so they stay byte-identical.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Params } from '../model/bert.js';
+import type { ParamSpec } from '../model/params.js';
+import { clipByGlobalNorm } from './clip.js';
+import { checksum, FlatLayout } from './flat.js';
+import { adamWStep, newAdamWState, type AdamWSettings, type AdamWState } from './optimizer.js';
+import { learningRate, type Schedule } from './schedule.js';
+
+export interface UpdateSettings {
+  adamW: AdamWSettings;
+  clipNorm: number;
+  schedule: Schedule;
+}
+
+export interface UpdateResult {
+  gradNorm: number;
+  lr: number;
+}
+
+export class Replica {
+  readonly layout: FlatLayout;
+  readonly decay: Uint8Array;
+  private tensors: Params | null = null;
+
+  constructor(
+    specs: readonly ParamSpec[],
+    readonly params: Float32Array,
+    readonly opt: AdamWState = newAdamWState(params.length),
+  ) {
+    this.layout = new FlatLayout(specs);
+    this.layout.checkLength(params, 'parameters');
+    this.layout.checkLength(opt.m, 'AdamW first moment');
+    this.layout.checkLength(opt.v, 'AdamW second moment');
+    this.decay = this.layout.decayMask();
+  }
+
+  static fromValues(specs: readonly ParamSpec[], values: ReadonlyMap<string, Float32Array>): Replica {
+    return new Replica(specs, new FlatLayout(specs).pack(values));
+  }
+
+  /** The model's view of the current parameters (rebuilt lazily after an update). */
+  paramTensors(): Params {
+    if (!this.tensors) {
+      const out: Record<string, tf.Tensor> = {};
+      this.layout.specs.forEach((s) => {
+        out[s.name] = tf.tensor(this.layout.view(this.params, s.name), [...s.shape], 'float32');
+      });
+      this.tensors = out;
+    }
+    return this.tensors;
+  }
+
+  /** Clips the reduced gradient (in place), then one AdamW step at the step's learning rate. */
+  applyGradient(grad: Float32Array, step: number, s: UpdateSettings): UpdateResult {
+    this.layout.checkLength(grad, `reduced gradient of step ${step}`);
+    const gradNorm = clipByGlobalNorm(grad, s.clipNorm);
+    const lr = learningRate(s.schedule, step);
+    adamWStep(this.params, grad, this.opt, this.decay, lr, s.adamW);
+    this.releaseTensors();
+    return { gradNorm, lr };
+  }
+
+  checksum(): string {
+    return checksum(this.params);
+  }
+
+  values(): Map<string, Float32Array> {
+    return this.layout.unpack(this.params);
+  }
+
+  releaseTensors(): void {
+    if (this.tensors) tf.dispose(Object.values(this.tensors));
+    this.tensors = null;
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * A real nats-server with JetStream for integration tests, on loopback, in a
+ * fresh store directory. `stop()` ends it and removes the directory unless
+ * asked to keep it (to restart on the same store). As a last resort, a test
+ * process that exits without stopping it SIGKILLs it, so no run leaves orphans.
+ */
+import { startNatsServer, type NatsServerHandle } from '../../shared/control/nats-server.js';
+import { silentLogger, type Logger } from '../../shared/log.js';
+import { makeTempDir } from './tmp.js';
+
+export interface TestNats extends NatsServerHandle {
+  /** Stops the server; the store directory is removed unless `keepStore`. */
+  stop(opts?: { graceMs?: number; keepStore?: boolean }): Promise<void>;
+}
+
+const live = new Set<number>();
+process.on('exit', () => {
+  for (const pid of live) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone: nothing left to clean up.
+    }
+  }
+});
+
+/** Starts nats-server; pass `storeDir` and `port` to restart a stopped one in place. */
+export async function startNats(opts: { storeDir?: string; port?: number; log?: Logger } = {}): Promise<TestNats> {
+  const tmp = opts.storeDir === undefined ? await makeTempDir('nats') : undefined;
+  const storeDir = opts.storeDir ?? tmp!.dir;
+  const server = await startNatsServer({
+    storeDir,
+    port: opts.port ?? 0,
+    log: opts.log ?? silentLogger(),
+  });
+  live.add(server.pid);
+  return {
+    ...server,
+    stop: async ({ graceMs, keepStore = false } = {}) => {
+      await server.stop(graceMs === undefined ? {} : { graceMs });
+      live.delete(server.pid);
+      if (!keepStore && tmp !== undefined) await tmp.remove();
+    },
+  };
+}

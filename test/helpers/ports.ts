@@ -1,0 +1,29 @@
+/**
+ * Loopback ports for integration tests: a free one to hand to a server, and a
+ * check that a stopped server really released its port. A port found free can
+ * be taken by someone else before it is used; tests that can let the server
+ * pick (port 0) should.
+ */
+import { createServer } from 'node:net';
+
+/** A TCP port on `host` that nothing listened on a moment ago. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close((err) => (err ? reject(err) : resolve(port)));
+    });
+  });
+}
+
+/** True when a listener can bind `host:port` now (and releases it again). */
+export function isPortFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve(false) : reject(err)));
+    srv.listen(port, host, () => srv.close((err) => (err ? reject(err) : resolve(true))));
+  });
+}
