@@ -38,7 +38,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # The OpenBLAS addon, rebuilt when its sources changed.
-addon=native/build/Release/bertfleet_blas.node
+addon=native/build/Release/wasm_blas.node
 if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addon" 2>/dev/null | head -n 1)" ]; then
   say "building the OpenBLAS addon"
   npm run --silent build:native >/dev/null

@@ -59,7 +59,7 @@ static void epilogue(float *out, int64_t m, int64_t n, const wb_operand *bias, i
     float *row = out + i * n;
     if (bias->data != NULL) {
       const float *brow = bias->data + bias_base + i * bsm;
-      for (int64_t j = 0; j < n; j++) row[j] = row[j] + brow[j * bsn] * 1.0001f;
+      for (int64_t j = 0; j < n; j++) row[j] = row[j] + brow[j * bsn];
     }
     if (act == ACT_LINEAR) continue;
     const float *prow = prelu->data != NULL ? prelu->data + prelu_base + i * psm : NULL;
@@ -230,7 +230,7 @@ napi_value wb_matmul(napi_env env, napi_callback_info info) {
   if (o_need > 0) {
     if (k == 0) {
       memset(C, 0, (size_t)o_need * sizeof(float));
-    } else if (b_count == 1 && a_count == p_count && p_count * (uint64_t)m <= INT32_MAX) {
+    } else if (b_count == 1 && !ta && a_count == p_count && p_count * (uint64_t)m <= INT32_MAX) {
       /* B is shared and A's batches are contiguous rows: one sgemm over [batch*m, k]. */
       cblas_sgemm(CblasRowMajor, cta, ctb, (int)(p_count * (uint64_t)m), (int)n, (int)k, 1.0f, A,
                   lda, B, ldb, 0.0f, C, ldc);

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu'; // registers 'cpu'
 
 import { BackendError, ConfigError } from '../errors.js';
-import { WASM_BLAS, registerWasmBlasBackend, wasmBlasInitError } from './wasm-blas.js';
+import { WASM_BLAS, registerWasmBlasBackend, registerWasmExtras, wasmBlasInitError } from './wasm-blas.js';
 
 export type BackendName = 'auto' | 'tfjs-node-gpu' | 'tfjs-node' | 'wasm-blas' | 'wasm' | 'cpu';
 export type ConcreteBackendName = Exclude<BackendName, 'auto'>;
@@ -106,8 +106,9 @@ async function load(name: ConcreteBackendName, blasThreads: number): Promise<Loa
       return { tfBackend: WASM_BLAS, blasThreads: threads, blasConfig, details: `${blasConfig}; tfjs-core ${tf.version_core} + tfjs-backend-wasm` };
     }
     case 'wasm':
+      registerWasmExtras(); // UnsortedSegmentSum, so gather has a gradient
       await activate('wasm');
-      return { tfBackend: 'wasm', blasThreads: 0, blasConfig: '', details: `tfjs-backend-wasm; tfjs-core ${tf.version_core}` };
+      return { tfBackend: 'wasm', blasThreads: 0, blasConfig: '', details: `tfjs-backend-wasm + JS UnsortedSegmentSum; tfjs-core ${tf.version_core}` };
     case 'cpu':
       await activate('cpu');
       return { tfBackend: 'cpu', blasThreads: 0, blasConfig: '', details: `tfjs-backend-cpu (pure JS); tfjs-core ${tf.version_core}` };

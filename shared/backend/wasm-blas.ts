@@ -3,6 +3,7 @@
  * with every wasm kernel, except that BatchMatMul and _FusedMatMul run on
  * OpenBLAS through the native addon, reading and writing the wasm heap in place,
  * and UnsortedSegmentSum (the gradient of gather, missing from wasm) is added.
+ * `registerWasmExtras` adds a JS UnsortedSegmentSum to stock 'wasm' as well.
  *
  * NON-PUBLIC INTERNALS: this is the only file that touches BackendWasm
  * internals (`dataIdMap.get(dataId).memoryOffset`, `makeOutput`, `wasm.HEAPU8`),
@@ -205,8 +206,32 @@ function makeFusedMatMul(native: NativeBlas): tf.KernelFunc {
   }) as unknown as tf.KernelFunc;
 }
 
+type SegmentSum = NativeBlas['unsortedSegmentSum'];
+
+/**
+ * The same loop as native/src/segment.c in JS, for the plain 'wasm' backend
+ * when the addon is absent. Float32Array stores round every add to float32,
+ * so the result is bit-identical to the C one. Typed-array views throw a
+ * RangeError rather than read outside the heap.
+ */
+const jsSegmentSum: SegmentSum = (heap, s) => {
+  const x = new Float32Array(heap, s.xOffset, s.xSize);
+  const ids = new Int32Array(heap, s.idsOffset, s.numIds);
+  const out = new Float32Array(heap, s.outOffset, s.outSize).fill(0);
+  let dropped = 0;
+  for (let i = 0; i < s.numIds; i++) {
+    const id = ids[i]!;
+    if (id < 0 || id >= s.numSegments) {
+      dropped++;
+      continue;
+    }
+    for (let j = 0, d = id * s.rowSize, r = i * s.rowSize; j < s.rowSize; j++) out[d + j] += x[r + j]!;
+  }
+  return dropped;
+};
+
 /** TF semantics: segmentIds' shape is a prefix of x's; out is [numSegments, ...x.shape[idsRank:]]. */
-function makeUnsortedSegmentSum(native: NativeBlas): tf.KernelFunc {
+function makeUnsortedSegmentSum(segmentSum: SegmentSum): tf.KernelFunc {
   return ((args: KernelArgs<{ numSegments: number }>) => {
     const { backend } = args;
     const x = args.inputs.x!;
@@ -224,7 +249,7 @@ function makeUnsortedSegmentSum(native: NativeBlas): tf.KernelFunc {
     const rowShape = x.shape.slice(r);
     const out = backend.makeOutput([numSegments, ...rowShape], 'float32');
     try {
-      native.unsortedSegmentSum(heapOf(backend), {
+      segmentSum(heapOf(backend), {
         xOffset: offsetOf(backend, x, 'unsortedSegmentSum x'),
         idsOffset: offsetOf(backend, ids, 'unsortedSegmentSum segmentIds'),
         outOffset: offsetOf(backend, out, 'unsortedSegmentSum out'),
@@ -260,7 +285,7 @@ export function registerWasmBlasBackend(): NativeBlas {
   }
   tf.registerKernel({ kernelName: tf.BatchMatMul, backendName: WASM_BLAS, kernelFunc: makeBatchMatMul(native) });
   tf.registerKernel({ kernelName: tf._FusedMatMul, backendName: WASM_BLAS, kernelFunc: makeFusedMatMul(native) });
-  tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: WASM_BLAS, kernelFunc: makeUnsortedSegmentSum(native) });
+  tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: WASM_BLAS, kernelFunc: makeUnsortedSegmentSum(native.unsortedSegmentSum) });
   tf.registerBackend(WASM_BLAS, async () => {
     try {
       const backend = await wasmFactory(); // a new emscripten module: its own heap, own tensor ids
@@ -273,6 +298,16 @@ export function registerWasmBlasBackend(): NativeBlas {
     }
   });
   return native;
+}
+
+/**
+ * Adds to the stock 'wasm' backend the one kernel BERT training needs that it
+ * lacks (UnsortedSegmentSum, the gradient of gather), in JS: needs no addon,
+ * so 'wasm' stays a usable fallback. Idempotent.
+ */
+export function registerWasmExtras(): void {
+  if (tf.getKernel(tf.UnsortedSegmentSum, 'wasm') != null) return;
+  tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: makeUnsortedSegmentSum(jsSegmentSum) });
 }
 
 let initError: unknown;

@@ -43,6 +43,7 @@ export type StatusListener = (status: ControlStatus) => void;
 
 export class ControlConnection {
   private readonly listeners = new Set<StatusListener>();
+  private readonly statusIter: AsyncIterable<Status> & { stop?: () => void };
   private readonly statusLoop: Promise<void>;
 
   /** @internal Only shared/control touches the nats connection itself. */
@@ -51,6 +52,7 @@ export class ControlConnection {
     readonly servers: readonly string[],
     private readonly log: Logger,
   ) {
+    this.statusIter = nc.status();
     this.statusLoop = this.forwardStatus();
   }
 
@@ -63,11 +65,13 @@ export class ControlConnection {
   /** Flushes pending publishes, closes, and waits for the status loop to end. */
   async close(): Promise<void> {
     if (!this.nc.isClosed()) await this.nc.drain();
+    // nats.js 2.29 does not end a connection's status iterators on close; end ours.
+    this.statusIter.stop?.();
     await this.statusLoop;
   }
 
   private async forwardStatus(): Promise<void> {
-    for await (const s of this.nc.status()) {
+    for await (const s of this.statusIter) {
       const status = toControlStatus(s);
       this.log.debug({ status }, 'nats status');
       for (const l of this.listeners) {

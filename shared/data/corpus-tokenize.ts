@@ -43,3 +43,18 @@ export function tokenizeDocuments(
   });
   return { documents: out, sentences, tokens, unknownTokens };
 }
+
+/** The counts of a tokenized corpus (or a part of one). */
+export function countTokenized(documents: readonly TokenizedDocument[], unkId: number): TokenizedCorpus {
+  let sentences = 0;
+  let tokens = 0;
+  let unknownTokens = 0;
+  for (const doc of documents) {
+    sentences += doc.length;
+    for (const sentence of doc) {
+      tokens += sentence.length;
+      for (const id of sentence) if (id === unkId) unknownTokens++;
+    }
+  }
+  return { documents: [...documents], sentences, tokens, unknownTokens };
+}

@@ -15,7 +15,8 @@ import { InputError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { removeStaleTmpFiles, writeFileAtomic } from './atomic-file.js';
 import { DEFAULT_PRETRAIN_SOURCES, assertNspPossible, describeSource, readCorpus, sourceIdentity, type CorpusSource, type Document, type SourceIdentity } from './corpora.js';
-import { tokenizeDocuments, type TokenizedCorpus } from './corpus-tokenize.js';
+import { countTokenized, tokenizeDocuments, type TokenizedCorpus } from './corpus-tokenize.js';
+import { selectHeldOutPart } from './held-out.js';
 import { installedPackage } from './packages.js';
 import { openPretrainCache, type PretrainDataset } from './pretrain-dataset.js';
 import { MANIFEST_FILE, PRETRAIN_CACHE_FORMAT, pretrainCacheDirName, pretrainCacheKey, recordDescription, type Manifest, type ShardEntry } from './pretrain-manifest.js';
@@ -105,8 +106,13 @@ function buildPretrainCache(args: BuildArgs): void {
       documents.push(...docs);
     }
     progress.stage('tokenize', documents.length);
-    const corpus = tokenizeDocuments(documents, createTokenizer(args.vocab), (done) => progress.update(done));
-    assertNspPossible(corpus.documents.map((d) => d.length), sources.map(describeSource).join(' + '));
+    const tokenizer = createTokenizer(args.vocab);
+    const whole = tokenizeDocuments(documents, tokenizer, (done) => progress.update(done));
+    const corpus = settings.held_out
+      ? countTokenized(selectHeldOutPart(whole.documents, settings.held_out, settings.seed), args.vocab.specialIds.unk)
+      : whole;
+    const what = sources.map(describeSource).join(' + ') + (settings.held_out ? ` (${settings.held_out.part} part)` : '');
+    assertNspPossible(corpus.documents.map((d) => d.length), what);
     progress.stage('examples', corpus.documents.length * settings.dupe_factor);
     const made = createPretrainingInstances(corpus.documents, settings, maskingRulesFor(args.vocab, settings), (done) =>
       progress.update(done),
@@ -118,6 +124,7 @@ function buildPretrainCache(args: BuildArgs): void {
     log.info(
       {
         dir,
+        part: settings.held_out?.part ?? 'all',
         documents: corpus.documents.length,
         sentences: corpus.sentences,
         tokens: corpus.tokens,

@@ -2,7 +2,8 @@
  * Settings for making pretraining examples, named and defaulted as the flags of
  * google-research/bert's create_pretraining_data.py (max_seq_length 128,
  * max_predictions_per_seq 20, masked_lm_prob 0.15, short_seq_prob 0.1,
- * dupe_factor, do_whole_word_mask, random_seed 12345). One zod schema; parsing
+ * dupe_factor, do_whole_word_mask, random_seed 12345), plus an optional
+ * held-out share of documents. One zod schema; parsing
  * lists every problem with the field and the value, and returns a frozen object.
  * This file knows nothing of corpora, tokenizers or files.
  */
@@ -20,6 +21,17 @@ export const PretrainSettingsSchema = z
     dupe_factor: z.number().int().min(1).max(100).default(5),
     whole_word_masking: z.boolean().default(false),
     seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(12345),
+    /**
+     * Not in the Python: keep a seeded share of whole documents apart for
+     * held-out MLM/NSP evaluation. The same fraction and seed give the same
+     * partition whatever the other settings, so `part: 'train'` and
+     * `part: 'heldout'` never share a document (see held-out.ts).
+     */
+    held_out: z
+      .object({ fraction: z.number().gt(0).lt(0.5), part: z.enum(['train', 'heldout']) })
+      .strict()
+      .nullable()
+      .default(null),
   })
   .strict()
   .superRefine((s, ctx) => {

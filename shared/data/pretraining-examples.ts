@@ -70,7 +70,8 @@ export function createPretrainingInstances(
   for (let dupe = 0; dupe < settings.dupe_factor; dupe++) {
     for (let d = 0; d < docs.length; d++) {
       instancesFromDocument(docs, d, settings, rules, rng, store, stats);
-      onPass?.(++stats.passes, total);
+      stats.passes++;
+      onPass?.(stats.passes, total);
     }
   }
   const order = new Int32Array(store.size);

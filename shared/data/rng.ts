@@ -22,13 +22,20 @@ export class Rng {
   private s2: number;
   private s3: number;
 
-  /** Seeds the 128-bit state from `seed` (a safe non-negative integer) with SplitMix64. */
-  constructor(seed: number) {
+  /**
+   * Seeds the 128-bit state from `seed` (a safe non-negative integer) with
+   * SplitMix64. `stream` (0–2047) gives independent generators for one seed,
+   * for separate uses of the same user seed (it fills bits 53–63 of the start).
+   */
+  constructor(seed: number, stream = 0) {
     if (!Number.isSafeInteger(seed) || seed < 0) {
       throw new ConfigError([`seed must be a non-negative safe integer, got ${seed}`]);
     }
+    if (!Number.isInteger(stream) || stream < 0 || stream > 2047) {
+      throw new ConfigError([`rng stream must be an integer in [0, 2047], got ${stream}`]);
+    }
     // SplitMix64 expands the seed (BigInt only here, four times per generator).
-    let x = BigInt(seed);
+    let x = BigInt(seed) | (BigInt(stream) << 53n);
     const words: number[] = [];
     const mask = (1n << 64n) - 1n;
     for (let i = 0; i < 2; i++) {

@@ -61,8 +61,9 @@ export function splitSentences(paragraph: string): string[] {
  * sentence start up to the dot, `nextWord` the capitalised word after it.
  */
 function periodEndsSentence(sentence: string, nextWord: string): boolean {
-  // An enumerator opening a list item ("2. The tariff", "IV. Finance") is not a sentence.
-  if (/^\(?(\d{1,3}|[IVXLC]{1,6})\)?$/.test(sentence)) return false;
+  // An enumerator opening a list item ("2. The tariff", "aims: 1. The tariff",
+  // "IV. Finance") is not a sentence.
+  if (/(^|[:;] )\(?(\d{1,3}|[IVXLC]{1,6})\)?$/.test(sentence)) return false;
   const before = sentence.slice(sentence.lastIndexOf(' ') + 1).replace(/^["'\u201c\u2018(\[]+/, '');
   if (before === '') return true;
   if (TITLES.has(before)) return false;

@@ -9,6 +9,7 @@
  * This file knows nothing of corpora, masking or files.
  */
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { InputError } from '../errors.js';
 import type { Vocab } from './vocab.js';
 
 export interface Tokenizer {
@@ -75,17 +76,18 @@ const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 export function createTokenizer(vocab: Vocab): Tokenizer {
   const hf = new HfTokenizer(buildTokenizerJson(vocab), buildTokenizerConfig());
   const { normalizer, pre_tokenizer: preTokenizer, model } = hf;
-  if (!normalizer || !preTokenizer || !model) throw new Error('tokenizer.json did not yield a normalizer, pre-tokenizer and model');
+  if (!normalizer || !preTokenizer || !model) {
+    throw new InputError(`tokenizer.json for vocab ${vocab.source}: expected a normalizer, a pre-tokenizer and a model, the runtime built ${[normalizer, preTokenizer, model].map((x) => (x ? 'it' : 'none')).join('/')}`);
+  }
   const { unk } = vocab.specialIds;
   const cache = new Map<string, string[]>();
   const pieces = (word: string): string[] => {
-    let got = cache.get(word);
-    if (got === undefined) {
-      if (cache.size >= WORD_CACHE_LIMIT) cache.clear();
-      got = model.encode([word]);
-      cache.set(word, got);
-    }
-    return got;
+    const cached = cache.get(word);
+    if (cached !== undefined) return cached;
+    if (cache.size >= WORD_CACHE_LIMIT) cache.clear();
+    const made: string[] = model.encode([word]);
+    cache.set(word, made);
+    return made;
   };
   // The same steps as the runtime's Tokenizer.tokenize (with no added tokens):
   // normalize, pre-tokenize, WordPiece each word; but WordPiece results are

@@ -5,8 +5,7 @@
  * are built from. Nothing here depends on which process runs it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core registers op gradients only on request (tfjs-node and @tensorflow/tfjs do it for their users).
-import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import '../backend/register-gradients.js';
 import type { Params } from '../model/bert.js';
 import type { BertConfig } from '../model/config.js';
 import { classificationLoss, pretrainingLoss, type GlobalCounts } from '../model/losses.js';

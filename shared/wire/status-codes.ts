@@ -117,6 +117,9 @@ export function fromWireError(f: FailedCall, cause: unknown): Error {
       return new UnreachableError(`${f.call} failed: coordinator unavailable (${f.details})`, { cause });
     case GrpcStatus.DEADLINE_EXCEEDED:
       return new UnreachableError(`${f.call} got no answer within ${f.timeoutMs} ms`, { cause });
+    case GrpcStatus.CANCELLED:
+      // The client cancels only calls whose result it no longer reads, so this came from the server going down.
+      return new UnreachableError(`${f.call} was cancelled by the coordinator (shutting down?): ${f.details}`, { cause });
     case GrpcStatus.INVALID_ARGUMENT:
     case GrpcStatus.FAILED_PRECONDITION:
     case GrpcStatus.UNIMPLEMENTED:

@@ -11,6 +11,7 @@ import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { BackendError } from '../../shared/errors.js';
+import '../../shared/backend/register-gradients.js'; // op gradients (tfjs-core's Node build has none)
 import { loadNativeBlas } from '../../shared/backend/native-addon.js';
 import {
   TESTED_TFJS_VERSION,
@@ -18,6 +19,7 @@ import {
   WASM_BLAS_KERNELS,
   assertWasmInternals,
   registerWasmBlasBackend,
+  registerWasmExtras,
 } from '../../shared/backend/wasm-blas.js';
 
 /** mulberry32: a tiny seeded PRNG for shapes and values. */
@@ -81,8 +83,6 @@ function operands(aBatch: number[], bBatch: number[], m: number, k: number, n: n
 }
 
 beforeAll(async () => {
-  // tfjs-core's Node bundle registers no op gradients; these ESM registrations load under vitest.
-  await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
   registerWasmBlasBackend().setNumThreads(1);
   await tf.setBackend(WASM_BLAS);
 });
@@ -155,8 +155,8 @@ describe('_FusedMatMul', () => {
           for (const weights of activation === 'prelu' ? [[n], [...batch, m, n]] : [null]) {
             await agree(`${activation} bias=[${biasShape}] prelu=[${weights}] tA=${tA} tB=${tB}`, () =>
               tf.fused.matMul({
-                a: tf.tensor(o.a, o.aShape) as tf.Tensor2D,
-                b: tf.tensor(o.b, o.bShape) as tf.Tensor2D,
+                a: tf.tensor(o.a, o.aShape) as tf.Tensor as tf.Tensor2D, // the op takes any rank >= 2
+                b: tf.tensor(o.b, o.bShape) as tf.Tensor as tf.Tensor2D,
                 transposeA: tA,
                 transposeB: tB,
                 ...(bias ? { bias: tf.tensor(bias, biasShape!) } : {}),
@@ -170,6 +170,20 @@ describe('_FusedMatMul', () => {
       }
     });
   }
+  it('kernel-level rank-4 inputs with bias [3,1,N] and rank-4 bias on 3-D output; empty and k=0 shapes', async () => {
+    const [m, k, n] = [dim(1, 9), dim(1, 9), dim(1, 9)];
+    const a = values([2, 3, m, k]);
+    const b = values([2, 3, k, n]);
+    const bias = values([3, 1, n]);
+    const run = (aS: number[], bS: number[], biasT: tf.Tensor, act: string) => () =>
+      tf.engine().runKernel(tf._FusedMatMul, { a: tf.tensor(a.slice(0, tf.util.sizeFromShape(aS)), aS), b: tf.tensor(b.slice(0, tf.util.sizeFromShape(bS)), bS), bias: biasT }, {
+        transposeA: false, transposeB: false, activation: act, leakyreluAlpha: 0.2,
+      }) as tf.Tensor;
+    await agree('rank-4 + bias [3,1,N]', run([2, 3, m, k], [2, 3, k, n], tf.tensor(bias, [3, 1, n]), 'relu'));
+    await agree('3-D + bias [1,1,1,N]', run([3, m, k], [3, k, n], tf.tensor(bias.slice(0, n), [1, 1, 1, n]), 'elu'));
+    await agree('empty m', () => tf.matMul(tf.zeros([0, 3]), tf.ones([3, 4])));
+    await agree('k = 0', () => tf.add(tf.matMul(tf.zeros([2, 0]), tf.ones([0, 3])), 1));
+  });
   for (const [tA, tB] of TRANSPOSES) {
     it(`gradients of tf.fused.matMul with bias (linear and relu, tA=${tA}, tB=${tB})`, async () => {
       const o = operands([], [], dim(2, 16), dim(2, 16), dim(2, 16), tA, tB);
@@ -193,10 +207,19 @@ describe('UnsortedSegmentSum', () => {
     await agree('segment sum', () => tf.unsortedSegmentSum(tf.tensor(x, [ids.length, 4, 3]), tf.tensor1d(ids, 'int32'), 6));
     await agree('segment sum 1-D x', () => tf.unsortedSegmentSum(tf.tensor1d(x.slice(0, 10)), tf.tensor1d(ids, 'int32'), 4));
   });
+  it("the JS fallback on stock 'wasm' is bit-identical to the addon and agrees with cpu", async () => {
+    registerWasmExtras();
+    const ids = [2, 0, 2, 7, 1, 2, -3, 0];
+    const x = values([8, 33]);
+    const f = () => tf.unsortedSegmentSum(tf.tensor(x, [8, 33]), tf.tensor1d(ids, 'int32'), 4);
+    const js = await on('wasm', f);
+    expectClose(js, await on('cpu', f), 'wasm js');
+    expect(js[0]!.data).toEqual((await on(WASM_BLAS, f))[0]!.data);
+  });
   it('2-D ids over the leading dims of x (TF semantics)', async () => {
     const ids = [1, 1, 0, 2, 2, 2, 0, 1];
     const x = values([2, 4, 5]);
-    const got = await on(WASM_BLAS, () => tf.unsortedSegmentSum(tf.tensor(x, [2, 4, 5]), tf.tensor2d(ids, [2, 4], 'int32'), 3));
+    const got = await on(WASM_BLAS, () => tf.unsortedSegmentSum(tf.tensor(x, [2, 4, 5]), tf.tensor2d(ids, [2, 4], 'int32') as tf.Tensor as tf.Tensor1D, 3)); // typed 1-D, kernel takes a prefix
     const want = await on('cpu', () => tf.unsortedSegmentSum(tf.tensor(x, [8, 5]), tf.tensor1d(ids, 'int32'), 3));
     expectClose(got, want, '2-D ids');
   });
@@ -247,6 +270,14 @@ describe('heap and argument safety', () => {
     expect(() => native.unsortedSegmentSum(heap, { xOffset: 0, idsOffset: 64, outOffset: 1020, numIds: 4, rowSize: 2, numSegments: 3, xSize: 8, outSize: 6 })).toThrow(/outOffset/);
     structuredClone(heap, { transfer: [heap] }); // detaches `heap`, as wasm memory growth does
     expect(() => native.matmul(heap, spec)).toThrow(/heap: expected a live ArrayBuffer, got a detached one/);
+  });
+  it('is bitwise reproducible run to run (what the backend fingerprint promises)', async () => {
+    const a = values([3, 40, 70]);
+    const b = values([70, 50]);
+    const f = () => [tf.matMul(tf.tensor(a, [3, 40, 70]), tf.tensor(b, [70, 50])), tf.matMul(tf.tensor(a, [3, 40, 70]), tf.tensor(a, [3, 40, 70]), true, false)];
+    const first = await on(WASM_BLAS, f);
+    const second = await on(WASM_BLAS, f);
+    first.forEach((r, i) => expect(r.data).toEqual(second[i]!.data));
   });
   it('switching wasm -> wasm-blas -> wasm keeps both correct (shared kernel setup state)', async () => {
     const x = values([7, 9]);

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import '../../shared/backend/register-gradients.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseBertConfig } from '../../shared/model/config.js';
 import { sparseSoftmaxCrossEntropy } from '../../shared/model/losses.js';

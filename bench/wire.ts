@@ -1,0 +1,132 @@
+/**
+ * The wire benchmark: how fast the gRPC adapter moves a float32 gradient over
+ * loopback, push (worker -> coordinator, reassembled and CRC-checked) and pull
+ * (coordinator -> worker, same checks), for 17 MB and 110 MB gradients (4.25 M
+ * and 27.5 M parameters; BERT-base is 110 M parameters = 440 MB). The
+ * coordinator side runs in a child process, as it would on another pod, so
+ * each side has its own event loop. Prints one JSON line per (size, direction)
+ * and the CRC-32C rate alone.
+ *   npx tsx bench/wire.ts [--reps N] [--chunk-bytes N] [--same-process]
+ */
+import { spawn } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { silentLogger } from '../shared/log.js';
+import { collectGradient, gradientChunks } from '../shared/wire/chunks.js';
+import { crc32c } from '../shared/wire/crc32c.js';
+import { createCoordinatorClient, createServer } from '../shared/wire/grpc.js';
+import type { GradientChunk } from '../shared/wire/messages.js';
+import type { CallContext, CoordinatorHandlers } from '../shared/wire/service.js';
+
+const SIZES_MB = [17, 110];
+const flag = (name: string): number | undefined => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : undefined;
+};
+const REPS = flag('--reps') ?? 5;
+const CHUNK_BYTES = flag('--chunk-bytes');
+
+/** Keeps the last pushed gradient per step and serves it back. */
+function benchCoordinator(): CoordinatorHandlers {
+  const store = new Map<number, Float32Array>();
+  const ready = new EventEmitter();
+  const unused = (): never => {
+    throw new Error('not used by the wire benchmark');
+  };
+  return {
+    register: async () => unused(),
+    nextAssignment: async () => unused(),
+    heartbeat: async () => unused(),
+    reportChecksum: async () => unused(),
+    reportMetrics: async () => ({}),
+    fetchState: () => unused(),
+    pushGradient: async (chunks: AsyncIterable<GradientChunk>) => {
+      const { header, gradient } = await collectGradient(chunks);
+      store.set(header.step, gradient);
+      ready.emit(`step-${header.step}`);
+      return { step: header.step, range: header.range, received_bytes: gradient.byteLength };
+    },
+    pullReduced: async function* (req: { step: number }, ctx: CallContext) {
+      if (!store.has(req.step)) await once(ready, `step-${req.step}`, { signal: ctx.signal });
+      const header = { worker_id: '', step: req.step, phase: 'pretrain', range: { lo: 0, hi: 1 } };
+      yield* gradientChunks(header, store.get(req.step)!, CHUNK_BYTES);
+    },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** `--serve`: run the coordinator side, print its port, stop when stdin closes. */
+async function serve(): Promise<void> {
+  const server = createServer(benchCoordinator(), { log: silentLogger() });
+  console.log(await server.startServer('127.0.0.1', 0));
+  process.stdin.resume();
+  await once(process.stdin, 'end');
+  await server.stop({ graceMs: 1_000 });
+}
+
+/** The coordinator side: a child process (default) or this one. Resolves to its port and a stop function. */
+async function startCoordinatorSide(): Promise<{ port: number; stop: () => Promise<void> }> {
+  if (process.argv.includes('--same-process')) {
+    const server = createServer(benchCoordinator(), { log: silentLogger() });
+    return { port: await server.startServer('127.0.0.1', 0), stop: () => server.stop({ graceMs: 1_000 }) };
+  }
+  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--serve'];
+  if (CHUNK_BYTES !== undefined) args.push('--chunk-bytes', String(CHUNK_BYTES));
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit');
+  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+  return {
+    port: Number(line),
+    stop: async () => {
+      child.stdin!.end();
+      await exited;
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const log = silentLogger();
+  const server = await startCoordinatorSide();
+  const port = server.port;
+  const client = await createCoordinatorClient(`127.0.0.1:${port}`, { log, ...(CHUNK_BYTES !== undefined && { chunkBytes: CHUNK_BYTES }) });
+  let step = 0;
+  try {
+    for (const mb of SIZES_MB) {
+      const gradient = new Float32Array((mb * 1e6) / 4).map((_, i) => Math.sin(i));
+      const pushMs: number[] = [];
+      const pullMs: number[] = [];
+      for (let r = 0; r < REPS + 1; r++) {
+        step++;
+        let t = performance.now();
+        await client.pushGradient({ worker_id: 'bench', step, phase: 'pretrain', range: { lo: 0, hi: 1 } }, gradient);
+        const push = performance.now() - t;
+        t = performance.now();
+        const back = await client.pullReduced({ worker_id: 'bench', step });
+        const pull = performance.now() - t;
+        if (back.length !== gradient.length) throw new Error(`pulled ${back.length} floats, expected ${gradient.length}`);
+        if (r > 0) pushMs.push(push), pullMs.push(pull); // the first round warms up the JIT and the connection
+      }
+      for (const [direction, ms] of [['push', pushMs], ['pull', pullMs]] as const) {
+        const m = median(ms);
+        console.log(JSON.stringify({ bench: 'wire', direction, size_mb: mb, reps: REPS, median_ms: Math.round(m), mb_per_s: Math.round(mb / (m / 1000)) }));
+      }
+    }
+    const buf = new Uint8Array(110e6).fill(7);
+    crc32c(buf.subarray(0, 1e6));
+    const t = performance.now();
+    crc32c(buf);
+    const ms = performance.now() - t;
+    console.log(JSON.stringify({ bench: 'crc32c', size_mb: 110, ms: Math.round(ms), mb_per_s: Math.round(110 / (ms / 1000)) }));
+  } finally {
+    client.close();
+    await server.stop();
+  }
+}
+
+if (process.argv.includes('--serve')) await serve();
+else await main();

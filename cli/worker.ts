@@ -1,0 +1,5 @@
+/** `bertfleet worker`: not yet available in this build. */
+export async function run(): Promise<number> {
+  process.stderr.write('bertfleet worker: the distributed runtime is not in this build yet; use `bertfleet train`\n');
+  return 2;
+}

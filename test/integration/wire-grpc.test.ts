@@ -1,0 +1,169 @@
+/**
+ * The gRPC adapter over real loopback sockets, against a tiny Coordinator
+ * implemented here: registration accepted and refused, a multi-MiB gradient
+ * pushed and pulled bit-exactly in chunks, errors keeping their class across
+ * the wire, unreachable addresses and a clean shutdown.
+ */
+import { EventEmitter, once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProtocolError, ShapeError, UnreachableError } from '../../shared/errors.js';
+import { silentLogger } from '../../shared/log.js';
+import { collectGradient, gradientChunks } from '../../shared/wire/chunks.js';
+import type { CoordinatorClient } from '../../shared/wire/client.js';
+import { createCoordinatorClient, createServer, type CoordinatorServer } from '../../shared/wire/grpc.js';
+import { PROTOCOL_VERSION, type GradientChunk, type RegisterRequest } from '../../shared/wire/messages.js';
+import type { CallContext, CoordinatorHandlers } from '../../shared/wire/service.js';
+import { packTensors, stateChunks } from '../../shared/wire/state-payload.js';
+import { freePort, isPortFree } from '../helpers/ports.js';
+
+const log = silentLogger();
+const PARAMS = 3_000_000; // 12 MB of float32: several 1 MiB chunks, beyond grpc's default 4 MiB limit
+const FINGERPRINTS = { model_config_fingerprint: 'cfg-abc', vocab_fingerprint: 'vocab-123', backend_fingerprint: 'cpu-1' };
+
+function registerRequest(overrides: Partial<RegisterRequest> = {}): RegisterRequest {
+  return { worker_id: 'w1', protocol_version: PROTOCOL_VERSION, ...FINGERPRINTS, pid: 42, hostname: 'host-a', ...overrides };
+}
+
+/** Every bit pattern allowed, NaN payloads included: equality is checked on the bits. */
+function randomGradient(n: number, seed: number): Float32Array {
+  const bits = new Uint32Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    bits[i] = x >>> 0;
+  }
+  return new Float32Array(bits.buffer);
+}
+
+/** One worker owning all micro-batches: its upload of [0, M) is the reduced gradient. */
+class TinyCoordinator implements CoordinatorHandlers {
+  private readonly reduced = new Map<number, Float32Array>();
+  private readonly ready = new EventEmitter();
+
+  async register(req: RegisterRequest) {
+    if (req.protocol_version !== PROTOCOL_VERSION) {
+      throw new ProtocolError(`protocol_version differs: expected ${PROTOCOL_VERSION}, got ${req.protocol_version}`);
+    }
+    for (const [field, expected] of Object.entries(FINGERPRINTS)) {
+      const got = req[field as keyof typeof FINGERPRINTS];
+      if (got !== expected) throw new ProtocolError(`${field} differs: expected ${expected}, got ${got}`);
+    }
+    return { run_id: 'run-1', protocol_version: PROTOCOL_VERSION, current_step: 0, phase: 'pretrain', needs_state: false, heartbeat_interval_ms: 1000 };
+  }
+
+  async nextAssignment(req: { after_step: number }) {
+    const step = req.after_step + 1;
+    return { run_id: 'run-1', phase: 'pretrain', step, micro_batch_size: 8, num_micro_batches: 4, micro_batch_indices: [0, 1, 2, 3], subtrees: [{ lo: 0, hi: 4 }], data_epoch: 0, data_seed: 7, stop: false };
+  }
+
+  async pushGradient(chunks: AsyncIterable<GradientChunk>) {
+    const { header, gradient } = await collectGradient(chunks, { expectedBytes: PARAMS * 4 });
+    this.reduced.set(header.step, gradient);
+    this.ready.emit(`step-${header.step}`);
+    return { step: header.step, range: header.range, received_bytes: gradient.byteLength };
+  }
+
+  async *pullReduced(req: { step: number }, ctx: CallContext) {
+    if (!this.reduced.has(req.step)) await once(this.ready, `step-${req.step}`, { signal: ctx.signal });
+    yield* gradientChunks({ worker_id: '', step: req.step, phase: 'pretrain', range: { lo: 0, hi: 4 } }, this.reduced.get(req.step)!);
+  }
+
+  async heartbeat(req: { step: number }) {
+    return { coordinator_step: req.step, phase: 'pretrain', drain: false };
+  }
+
+  async *fetchState() {
+    const { tensors, payload } = packTensors([
+      { name: 'bert.embeddings.word_embeddings.weight', shape: [4, 3], values: Float32Array.from({ length: 12 }, (_, i) => i / 3) },
+      { name: 'optimizer.step', shape: [], values: Float32Array.of(17) },
+    ]);
+    yield* stateChunks({ run_id: 'run-1', step: 17, phase: 'pretrain', tensors, optimizer_json: '{"t":17}' }, payload, 16);
+  }
+
+  async reportChecksum(req: { checksum: string }) {
+    return { match: true, reference_checksum: req.checksum };
+  }
+
+  async reportMetrics() {
+    return {};
+  }
+}
+
+describe('gRPC wire adapter on loopback', () => {
+  let server: CoordinatorServer;
+  let client: CoordinatorClient;
+
+  beforeAll(async () => {
+    server = createServer(new TinyCoordinator(), { log });
+    const port = await server.startServer('127.0.0.1', 0);
+    client = await createCoordinatorClient(`127.0.0.1:${port}`, { log, timeouts: { longPollTimeoutMs: 30_000 } });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await server?.stop({ graceMs: 1_000 });
+  });
+
+  it('accepts a worker whose fingerprints match', async () => {
+    await expect(client.register(registerRequest())).resolves.toMatchObject({ run_id: 'run-1', protocol_version: PROTOCOL_VERSION });
+  });
+
+  it('refuses a worker with another vocabulary, naming the field and both values', async () => {
+    const refused = client.register(registerRequest({ vocab_fingerprint: 'vocab-999' }));
+    await expect(refused).rejects.toBeInstanceOf(ProtocolError);
+    await expect(refused).rejects.toThrow('vocab_fingerprint differs: expected vocab-123, got vocab-999');
+  });
+
+  it('round-trips a 12 MB gradient bit-exactly through push and a pull that waited for it', async () => {
+    const gradient = randomGradient(PARAMS, 12);
+    const pulled = client.pullReduced({ worker_id: 'w1', step: 12 }, { expectedBytes: PARAMS * 4 });
+    const ack = await client.pushGradient({ worker_id: 'w1', step: 12, phase: 'pretrain', range: { lo: 0, hi: 4 } }, gradient);
+    expect(ack).toEqual({ step: 12, range: { lo: 0, hi: 4 }, received_bytes: PARAMS * 4 });
+    const reduced = await pulled;
+    expect(reduced.length).toBe(PARAMS);
+    expect(Buffer.compare(Buffer.from(reduced.buffer, reduced.byteOffset, reduced.byteLength), Buffer.from(gradient.buffer))).toBe(0);
+  });
+
+  it('rejects a gradient of the wrong length with a ShapeError that keeps its class across gRPC', async () => {
+    const short = randomGradient(1024, 3);
+    const err = await client.pushGradient({ worker_id: 'w1', step: 13, phase: 'pretrain', range: { lo: 0, hi: 4 } }, short).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ShapeError);
+    expect(err).toMatchObject({ what: 'gradient for step 13 from w1 [0, 4)', expected: '12000000 bytes', got: '4096 bytes' });
+    expect((err as Error).message).toBe('gradient for step 13 from w1 [0, 4): expected 12000000 bytes, got 4096 bytes');
+    expect((err as Error).cause).toMatchObject({ code: 3 }); // the grpc error: INVALID_ARGUMENT
+  });
+
+  it('serves long-poll, unary and state calls with their typed replies', async () => {
+    await expect(client.nextAssignment({ worker_id: 'w1', after_step: 4 })).resolves.toMatchObject({ step: 5, subtrees: [{ lo: 0, hi: 4 }] });
+    await expect(client.heartbeat({ worker_id: 'w1', step: 5, status: 'training' })).resolves.toEqual({ coordinator_step: 5, phase: 'pretrain', drain: false });
+    await expect(client.reportChecksum({ worker_id: 'w1', step: 5, checksum: 'ab' })).resolves.toEqual({ match: true, reference_checksum: 'ab' });
+    await expect(client.reportMetrics({ worker_id: 'w1', step: 5, json: '{"loss":1}' })).resolves.toBeUndefined();
+    const state = await client.fetchState({ worker_id: 'w1' });
+    expect(state.header).toMatchObject({ step: 17, optimizer_json: '{"t":17}' });
+    expect([...state.tensors.get('bert.embeddings.word_embeddings.weight')!.values]).toEqual(Array.from({ length: 12 }, (_, i) => Math.fround(i / 3)));
+    expect(state.tensors.get('optimizer.step')).toMatchObject({ shape: [], values: Float32Array.of(17) });
+  });
+});
+
+describe('gRPC wire adapter failures', () => {
+  it('retries an unreachable coordinator, then throws UnreachableError naming its address', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const connecting = createCoordinatorClient(address, { log, connectTimeoutMs: 200, connectInitialDelayMs: 20, connectMaxDelayMs: 50, connectMaxAttempts: 3 });
+    await expect(connecting).rejects.toBeInstanceOf(UnreachableError);
+    await expect(connecting).rejects.toThrow(`coordinator at ${address} unreachable: no connection after 3 attempts`);
+  });
+
+  it('releases its port on shutdown, cancelling a pull still waiting', async () => {
+    const server = createServer(new TinyCoordinator(), { log });
+    const port = await server.startServer('127.0.0.1', 0);
+    const client = await createCoordinatorClient(`127.0.0.1:${port}`, { log });
+    const waiting = client.pullReduced({ worker_id: 'w1', step: 99 }).catch((e: unknown) => e);
+    await client.heartbeat({ worker_id: 'w1', step: 0, status: 'training' }); // the pull is open by now
+    await server.stop({ graceMs: 200 });
+    expect(await waiting).toBeInstanceOf(UnreachableError);
+    client.close();
+    expect(await isPortFree(port)).toBe(true);
+  });
+});
