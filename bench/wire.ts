@@ -5,8 +5,8 @@
  * and 27.5 M parameters; BERT-base is 110 M parameters = 440 MB). The
  * coordinator side runs in a child process, as it would on another pod, so
  * each side has its own event loop. Prints one JSON line per (size, direction)
- * and the CRC-32C rate alone.
- *   npx tsx bench/wire.ts [--reps N] [--chunk-bytes N] [--same-process]
+ * and the CRC-32 rate alone.
+ *   npx tsx bench/wire.ts [--reps N] [--chunk-bytes N] [--fresh] [--same-process]
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
@@ -14,9 +14,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../shared/log.js';
 import { collectGradient, gradientChunks } from '../shared/wire/chunks.js';
-import { crc32c } from '../shared/wire/crc32c.js';
+import { crc32 } from '../shared/wire/crc32.js';
 import { createCoordinatorClient, createServer } from '../shared/wire/grpc.js';
-import type { GradientChunk } from '../shared/wire/messages.js';
+import type { GradientChunk, GradientHeader } from '../shared/wire/messages.js';
 import type { CallContext, CoordinatorHandlers } from '../shared/wire/service.js';
 
 const SIZES_MB = [17, 110];
@@ -26,10 +26,13 @@ const flag = (name: string): number | undefined => {
 };
 const REPS = flag('--reps') ?? 5;
 const CHUNK_BYTES = flag('--chunk-bytes');
+/** `--fresh`: allocate every received gradient anew instead of reusing buffers. */
+const REUSE = !process.argv.includes('--fresh');
 
 /** Keeps the last pushed gradient per step and serves it back. */
 function benchCoordinator(): CoordinatorHandlers {
   const store = new Map<number, Float32Array>();
+  const uploads = new Map<number, Float32Array>();
   const ready = new EventEmitter();
   const unused = (): never => {
     throw new Error('not used by the wire benchmark');
@@ -42,7 +45,9 @@ function benchCoordinator(): CoordinatorHandlers {
     reportMetrics: async () => ({}),
     fetchState: () => unused(),
     pushGradient: async (chunks: AsyncIterable<GradientChunk>) => {
-      const { header, gradient } = await collectGradient(chunks);
+      // A coordinator keeps one buffer per (range, size) and reuses it every step.
+      const into = (h: GradientHeader): Float32Array => pooled(uploads, h.total_bytes / 4);
+      const { header, gradient } = await collectGradient(chunks, REUSE ? { into } : {});
       store.set(header.step, gradient);
       ready.emit(`step-${header.step}`);
       return { step: header.step, range: header.range, received_bytes: gradient.byteLength };
@@ -53,6 +58,13 @@ function benchCoordinator(): CoordinatorHandlers {
       yield* gradientChunks(header, store.get(req.step)!, CHUNK_BYTES);
     },
   };
+}
+
+/** One reusable buffer per length, as a coordinator keeps one per subtree. */
+function pooled(pool: Map<number, Float32Array>, length: number): Float32Array {
+  let buf = pool.get(length);
+  if (buf === undefined) pool.set(length, (buf = new Float32Array(length)));
+  return buf;
 }
 
 function median(xs: number[]): number {
@@ -94,10 +106,12 @@ async function main(): Promise<void> {
   const server = await startCoordinatorSide();
   const port = server.port;
   const client = await createCoordinatorClient(`127.0.0.1:${port}`, { log, ...(CHUNK_BYTES !== undefined && { chunkBytes: CHUNK_BYTES }) });
+  const downloads = new Map<number, Float32Array>();
   let step = 0;
   try {
     for (const mb of SIZES_MB) {
-      const gradient = new Float32Array((mb * 1e6) / 4).map((_, i) => Math.sin(i));
+      const gradient = new Float32Array((mb * 1e6) / 4);
+      for (let i = 0; i < gradient.length; i++) gradient[i] = (i % 1000) / 7;
       const pushMs: number[] = [];
       const pullMs: number[] = [];
       for (let r = 0; r < REPS + 1; r++) {
@@ -106,7 +120,7 @@ async function main(): Promise<void> {
         await client.pushGradient({ worker_id: 'bench', step, phase: 'pretrain', range: { lo: 0, hi: 1 } }, gradient);
         const push = performance.now() - t;
         t = performance.now();
-        const back = await client.pullReduced({ worker_id: 'bench', step });
+        const back = await client.pullReduced({ worker_id: 'bench', step }, REUSE ? { into: pooled(downloads, gradient.length) } : {});
         const pull = performance.now() - t;
         if (back.length !== gradient.length) throw new Error(`pulled ${back.length} floats, expected ${gradient.length}`);
         if (r > 0) pushMs.push(push), pullMs.push(pull); // the first round warms up the JIT and the connection
@@ -117,11 +131,11 @@ async function main(): Promise<void> {
       }
     }
     const buf = new Uint8Array(110e6).fill(7);
-    crc32c(buf.subarray(0, 1e6));
+    crc32(buf.subarray(0, 1e6));
     const t = performance.now();
-    crc32c(buf);
+    crc32(buf);
     const ms = performance.now() - t;
-    console.log(JSON.stringify({ bench: 'crc32c', size_mb: 110, ms: Math.round(ms), mb_per_s: Math.round(110 / (ms / 1000)) }));
+    console.log(JSON.stringify({ bench: 'crc32', size_mb: 110, ms: Math.round(ms), mb_per_s: Math.round(110 / (ms / 1000)) }));
   } finally {
     client.close();
     await server.stop();

@@ -41,8 +41,9 @@ export {
 } from './pretraining-examples.js';
 export { RECORD_FIELDS, recordInts, type PretrainBatch } from './pretrain-record.js';
 export { PRETRAIN_CACHE_FORMAT, type Manifest } from './pretrain-manifest.js';
-export { openPretrainCache, type OpenOptions, type PretrainDataset } from './pretrain-dataset.js';
-export { locatePretrainCache, prepareOrOpenPretrainCache, type PrepareOptions } from './pretrain-cache.js';
+export { openPretrainCache, openPretrainCacheByKey, type OpenOptions, type PretrainDataset } from './pretrain-dataset.js';
+export { locatePretrainCache, prepareOrOpenPretrainCache, type CacheLocation, type PrepareOptions } from './pretrain-cache.js';
+export { selectHeldOutPart, type HeldOutChoice } from './held-out.js';
 export {
   DEFAULT_COLUMNS,
   labelMapJson,

@@ -8,7 +8,7 @@
  * a terminal. Knows nothing of models, training or the network.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
@@ -18,7 +18,7 @@ import { DEFAULT_PRETRAIN_SOURCES, assertNspPossible, describeSource, readCorpus
 import { countTokenized, tokenizeDocuments, type TokenizedCorpus } from './corpus-tokenize.js';
 import { selectHeldOutPart } from './held-out.js';
 import { installedPackage } from './packages.js';
-import { openPretrainCache, type PretrainDataset } from './pretrain-dataset.js';
+import { openPretrainCache, openPretrainCacheByKey, type PretrainDataset } from './pretrain-dataset.js';
 import { MANIFEST_FILE, PRETRAIN_CACHE_FORMAT, pretrainCacheDirName, pretrainCacheKey, recordDescription, type Manifest, type ShardEntry } from './pretrain-manifest.js';
 import { recordInts, writeRecord } from './pretrain-record.js';
 import { parsePretrainSettings, type PretrainSettings, type PretrainSettingsInput } from './pretrain-settings.js';
@@ -77,8 +77,7 @@ export async function prepareOrOpenPretrainCache(opts: PrepareOptions): Promise<
   const { key, dir } = location;
   if (existsSync(join(dir, MANIFEST_FILE))) {
     try {
-      const dataset = openPretrainCache(dir);
-      if (dataset.key !== key) throw new InputError(`${dir}: manifest key ${dataset.key} is not the expected ${key}`);
+      const dataset = openPretrainCacheByKey(opts.cacheDir, key);
       log.info({ dir, examples: dataset.size }, 'pretraining cache opened');
       return dataset;
     } catch (err) {
@@ -97,13 +96,16 @@ function buildPretrainCache(args: BuildArgs): void {
   const sources = args.sources ?? DEFAULT_PRETRAIN_SOURCES;
   const progress = createProgress(args.progress ?? true);
   mkdirSync(dir, { recursive: true });
+  // An old manifest goes first: a crash during the rebuild must not leave it
+  // vouching for half-rewritten shards.
+  rmSync(join(dir, MANIFEST_FILE), { force: true });
   removeStaleTmpFiles(dir, STALE_TMP_MS);
   try {
     const documents: Document[] = [];
     for (const source of sources) {
       const docs = readCorpus(source);
       log.info({ source: describeSource(source), documents: docs.length }, 'corpus read');
-      documents.push(...docs);
+      for (const doc of docs) documents.push(doc);
     }
     progress.stage('tokenize', documents.length);
     const tokenizer = createTokenizer(args.vocab);

@@ -11,7 +11,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { MANIFEST_FILE, parseManifest, type Manifest } from './pretrain-manifest.js';
+import { MANIFEST_FILE, parseManifest, pretrainCacheDirName, type Manifest } from './pretrain-manifest.js';
 import { emptyBatch, readRecordInto, type PretrainBatch } from './pretrain-record.js';
 
 export interface PretrainDataset {
@@ -92,6 +92,15 @@ export function openPretrainCache(dir: string, options: OpenOptions = {}): Pretr
       });
     },
   };
+}
+
+/** Opens `<cacheDir>/pretrain-<key prefix>/` and checks that its manifest carries exactly `key`. */
+export function openPretrainCacheByKey(cacheDir: string, key: string, options: OpenOptions = {}): PretrainDataset {
+  const dataset = openPretrainCache(join(cacheDir, pretrainCacheDirName(key)), options);
+  if (dataset.key !== key) {
+    throw new InputError(`pretraining cache ${dataset.dir}: manifest key is ${dataset.key}, expected ${key}`);
+  }
+  return dataset;
 }
 
 function verifyShard(dir: string, shard: Manifest['shards'][number], verify: 'sha256' | 'size'): void {

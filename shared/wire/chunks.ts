@@ -1,6 +1,6 @@
 /**
  * Tensor payloads <-> streamed chunks. A stream is one header chunk (carrying
- * total_bytes and the CRC-32C of the payload) followed by data chunks of at
+ * total_bytes and the CRC-32 of the payload) followed by data chunks of at
  * most `WIRE_CHUNK_BYTES`. Splitting makes zero-copy views of the caller's
  * buffer; reassembling copies once into a fresh, aligned buffer and checks the
  * length and the checksum. Floats travel as little-endian float32, the
@@ -10,7 +10,7 @@
  * the tensors mean.
  */
 import { BackendError, ProtocolError, ShapeError } from '../errors.js';
-import { crc32c, formatCrc } from './crc32c.js';
+import { crc32, formatCrc } from './crc32.js';
 import type { GradientChunk, GradientHeader, Range } from './messages.js';
 
 /** 1 MiB: well within the 16 MiB message limit set in grpc.ts. */
@@ -54,7 +54,7 @@ interface FramedChunk<H> {
 /** What every payload header carries for the integrity checks. */
 export interface PayloadSeal {
   total_bytes: number;
-  crc32c: number;
+  crc32: number;
 }
 
 /** The header chunk, then the data chunks of `payload`; `header` gets the seal. */
@@ -64,7 +64,7 @@ export function* frameChunks<H extends PayloadSeal>(
   maxChunkBytes = WIRE_CHUNK_BYTES,
 ): Generator<{ header: H } | { data: Uint8Array }> {
   const bytes = payloadBytes(payload);
-  const sealed = { ...header, total_bytes: bytes.byteLength, crc32c: crc32c(bytes) } as H;
+  const sealed = { ...header, total_bytes: bytes.byteLength, crc32: crc32(bytes) } as H;
   yield { header: sealed };
   for (const data of splitBytes(bytes, maxChunkBytes)) yield { data };
 }
@@ -75,12 +75,19 @@ export interface CollectOptions<H> {
   /** When known, the exact size the payload must have. */
   expectedBytes?: number;
   maxPayloadBytes?: number;
+  /**
+   * Write the payload here instead of into a fresh buffer (or into the buffer
+   * this returns for the header); its length is then the expected size.
+   * Reusing buffers across steps spares the page faults and GC of a fresh
+   * 100 MB allocation. After a failure its contents are undefined.
+   */
+  into?: Uint8Array | ((header: H) => Uint8Array);
 }
 
 /**
- * Reads a header-then-data stream into one fresh buffer, checking the header
+ * Reads a header-then-data stream into one buffer, checking the header
  * comes first and only once, the byte count against the header (and against
- * `expectedBytes`) and the CRC-32C.
+ * `expectedBytes`) and the CRC-32.
  */
 export async function collectChunks<H extends PayloadSeal>(
   chunks: AsyncIterable<FramedChunk<H>> | Iterable<FramedChunk<H>>,
@@ -94,7 +101,9 @@ export async function collectChunks<H extends PayloadSeal>(
     if (chunk.header != null) {
       if (header !== undefined) throw new ProtocolError(`${opts.describe(header)}: a second header chunk arrived`);
       header = chunk.header;
-      bytes = new Uint8Array(checkAnnouncedSize(header, opts));
+      const into = typeof opts.into === 'function' ? opts.into(header) : opts.into;
+      const total = checkAnnouncedSize(header, opts, into);
+      bytes = into ?? new Uint8Array(total);
       continue;
     }
     if (header === undefined) throw new ProtocolError('payload stream: the first chunk must be a header, got data');
@@ -103,25 +112,24 @@ export async function collectChunks<H extends PayloadSeal>(
       throw new ShapeError(opts.describe(header), `${header.total_bytes} bytes`, `at least ${received + data.byteLength} bytes`);
     }
     bytes.set(data, received);
-    crc = crc32c(data, crc);
+    crc = crc32(data, crc);
     received += data.byteLength;
   }
   if (header === undefined) throw new ProtocolError('payload stream: ended before any header chunk');
   const what = opts.describe(header);
   if (received !== header.total_bytes) throw new ShapeError(what, `${header.total_bytes} bytes`, `${received} bytes`);
-  if (crc !== header.crc32c) {
-    throw new ProtocolError(`${what}: payload checksum mismatch: expected crc32c ${formatCrc(header.crc32c)}, got ${formatCrc(crc)}`);
+  if (crc !== header.crc32) {
+    throw new ProtocolError(`${what}: payload checksum mismatch: expected crc32 ${formatCrc(header.crc32)}, got ${formatCrc(crc)}`);
   }
   return { header, bytes };
 }
 
-function checkAnnouncedSize<H extends PayloadSeal>(header: H, opts: CollectOptions<H>): number {
+function checkAnnouncedSize<H extends PayloadSeal>(header: H, opts: CollectOptions<H>, into: Uint8Array | undefined): number {
   const what = opts.describe(header);
   const max = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   const total = header.total_bytes;
-  if (opts.expectedBytes !== undefined && total !== opts.expectedBytes) {
-    throw new ShapeError(what, `${opts.expectedBytes} bytes`, `${total} bytes`);
-  }
+  const expected = opts.expectedBytes ?? into?.byteLength;
+  if (expected !== undefined && total !== expected) throw new ShapeError(what, `${expected} bytes`, `${total} bytes`);
   if (!Number.isSafeInteger(total) || total < 0 || total > max) {
     throw new ShapeError(what, `at most ${max} bytes`, `${total} bytes`);
   }
@@ -150,9 +158,14 @@ export function gradientChunks(
 /** Reassembles a gradient stream into float32; see `collectChunks` for the checks. */
 export async function collectGradient(
   chunks: AsyncIterable<GradientChunk> | Iterable<GradientChunk>,
-  opts: { expectedBytes?: number; maxPayloadBytes?: number } = {},
+  opts: { expectedBytes?: number; maxPayloadBytes?: number; into?: Float32Array | ((h: GradientHeader) => Float32Array) } = {},
 ): Promise<{ header: GradientHeader; gradient: Float32Array }> {
-  const { header, bytes } = await collectChunks<GradientHeader>(chunks, { describe: describeGradient, ...opts });
+  const { into, ...rest } = opts;
+  const { header, bytes } = await collectChunks<GradientHeader>(chunks, {
+    describe: describeGradient,
+    ...rest,
+    ...(into !== undefined && { into: (h: GradientHeader) => payloadBytes(typeof into === 'function' ? into(h) : into) }),
+  });
   if (bytes.byteLength % 4 !== 0) {
     throw new ShapeError(describeGradient(header), 'a multiple of 4 bytes (float32)', `${bytes.byteLength} bytes`);
   }

@@ -46,7 +46,7 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
-export type GradientUploadHeader = Omit<GradientHeader, 'total_bytes' | 'crc32c'>;
+export type GradientUploadHeader = Omit<GradientHeader, 'total_bytes' | 'crc32'>;
 
 export class CoordinatorClient {
   readonly address: string;
@@ -95,13 +95,16 @@ export class CoordinatorClient {
   }
 
   /**
-   * Waits for the step's reduced gradient and returns it as one fresh
-   * Float32Array, after checking length, checksum and that it is for `step`.
+   * Waits for the step's reduced gradient and returns it, after checking
+   * length, checksum and that it is for `step`: in `into` when given (reuse one
+   * buffer across steps; its length is the expected size), else in a fresh array.
    */
-  async pullReduced(req: PullRequest, o: CallOptions & { expectedBytes?: number } = {}): Promise<Float32Array> {
+  async pullReduced(req: PullRequest, o: CallOptions & { expectedBytes?: number; into?: Float32Array } = {}): Promise<Float32Array> {
     const stream = this.rpc.serverStream('PullReduced', req, o.timeoutMs ?? this.timeouts.longPollTimeoutMs);
-    const expected = o.expectedBytes === undefined ? {} : { expectedBytes: o.expectedBytes };
-    const { header, gradient } = await collectGradient(stream, expected);
+    const { header, gradient } = await collectGradient(stream, {
+      ...(o.expectedBytes !== undefined && { expectedBytes: o.expectedBytes }),
+      ...(o.into !== undefined && { into: o.into }),
+    });
     if (header.step !== req.step) {
       throw new ProtocolError(`PullReduced: expected the reduced gradient for step ${req.step}, got step ${header.step}`);
     }

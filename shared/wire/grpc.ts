@@ -191,6 +191,12 @@ export interface ClientOptions extends ChannelTuning {
   connectMaxAttempts?: number;
   timeouts?: Partial<CallTimeouts>;
   chunkBytes?: number;
+  /**
+   * HTTP/2 receive window of the client (default 16 MiB): a large one speeds
+   * PullReduced ~1.3x on loopback. grpc-js servers cannot set theirs, so
+   * uploads keep HTTP/2's 64 KiB default.
+   */
+  flowControlWindowBytes?: number;
 }
 
 /**
@@ -207,6 +213,7 @@ export async function createCoordinatorClient(address: string, opts: ClientOptio
     ...channelOptions(opts),
     'grpc.initial_reconnect_backoff_ms': initialDelayMs,
     'grpc.max_reconnect_backoff_ms': maxDelayMs,
+    'grpc-node.flow_control_window': opts.flowControlWindowBytes ?? 16 * 1024 * 1024,
   });
   await retryWithBackoff(() => waitForReady(client, connectTimeoutMs), {
     initialDelayMs,

@@ -65,7 +65,7 @@ export interface GradientHeader {
   phase: string;
   range: Range | null;
   total_bytes: number;
-  crc32c: number;
+  crc32: number;
 }
 
 /** Exactly one of `header` or `data` is set; `kind` names which. */
@@ -114,7 +114,7 @@ export interface StateHeader {
   phase: string;
   tensors: TensorMeta[];
   total_bytes: number;
-  crc32c: number;
+  crc32: number;
   optimizer_json: string;
 }
 

@@ -2,7 +2,7 @@ import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../shared/errors.js';
-import { assertNspPossible, DEFAULT_PRETRAIN_SOURCES, parseCorpusText, readCorpus, sourceIdentity } from '../../shared/data/corpora.js';
+import { assertNspPossible, DEFAULT_PRETRAIN_SOURCES, parseCorpusText, readCorpus, sourceIdentity, type Document } from '../../shared/data/corpora.js';
 import { brownLineToSentence, readEmbeddedCorpus } from '../../shared/data/corpus-embedded.js';
 import { loadDefaultSentiment } from '../../shared/data/sentiment-default.js';
 import { fixture, removeTempDirs, tempDir } from '../fixtures/data/helpers.js';
@@ -10,10 +10,11 @@ import { fixture, removeTempDirs, tempDir } from '../fixtures/data/helpers.js';
 afterAll(removeTempDirs);
 
 describe('embedded corpora', () => {
+  const [sotu, mobyDick, brown] = DEFAULT_PRETRAIN_SOURCES.map(readCorpus) as [Document[], Document[], Document[]];
+
   it('reads one document per SOTU speech, Moby-Dick chapter and Brown file', () => {
-    expect(readEmbeddedCorpus('sotu').length).toBe(233);
-    expect(readEmbeddedCorpus('moby-dick').length).toBe(138); // 135 chapters + etymology, extracts, epilogue
-    const brown = readEmbeddedCorpus('brown');
+    expect(sotu.length).toBe(233);
+    expect(mobyDick.length).toBe(138); // 135 chapters + etymology, extracts, epilogue
     expect(brown.length).toBe(500);
     expect(brown[0]![0]).toBe('The Fulton County Grand Jury said Friday an investigation of Atlanta\'s recent primary election produced "no evidence" that any irregularities took place.');
   });
@@ -30,7 +31,7 @@ describe('embedded corpora', () => {
 
   it('contains none of the evaluation sentences (UCI sentiment)', () => {
     const norm = (s: string) => s.toLowerCase().replace(/\s+/g, ' ').trim();
-    const corpus = new Set(DEFAULT_PRETRAIN_SOURCES.flatMap(readCorpus).flat().map(norm));
+    const corpus = new Set([sotu, mobyDick, brown].flat(2).map(norm));
     const leaked = loadDefaultSentiment().examples.filter((e) => corpus.has(norm(e.text)) && e.text.split(' ').length > 3);
     expect(leaked).toEqual([]);
   });

@@ -11,7 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../shared/errors.js';
 import type { CorpusSource } from '../../shared/data/corpora.js';
 import { locatePretrainCache, prepareOrOpenPretrainCache } from '../../shared/data/pretrain-cache.js';
-import { openPretrainCache } from '../../shared/data/pretrain-dataset.js';
+import { openPretrainCache, openPretrainCacheByKey } from '../../shared/data/pretrain-dataset.js';
+import { selectHeldOutPart } from '../../shared/data/held-out.js';
 import { loadDefaultVocab } from '../../shared/data/vocab.js';
 import { fixture, recordingLogger, removeTempDirs, tempDir } from '../fixtures/data/helpers.js';
 
@@ -91,6 +92,7 @@ describe('pretraining cache', () => {
     expect(again.lines.some((l) => l.msg === 'corpus read')).toBe(false);
     expect(again.lines.some((l) => l.msg === 'pretraining cache opened')).toBe(true);
     expect(again.ds.gather([0, 7, 42])).toEqual(first.ds.gather([0, 7, 42]));
+    expect(openPretrainCacheByKey(root, first.ds.key).gather([3])).toEqual(first.ds.gather([3]));
   });
 
   it('writes the same bytes from the same seed, other bytes from another seed', async () => {
@@ -125,6 +127,16 @@ describe('pretraining cache', () => {
     const again = await build(dir);
     expect(again.lines.some((l) => l.msg === 'pretraining cache unusable, rebuilding')).toBe(true);
     expect(openPretrainCache(again.ds.dir).size).toBe(first.ds.size);
+  });
+
+  it('partitions documents into complementary held-out and training parts', () => {
+    const docs = Array.from({ length: 50 }, (_, i) => i);
+    const held = selectHeldOutPart(docs, { fraction: 0.1, part: 'heldout' }, 12345);
+    const train = selectHeldOutPart(docs, { fraction: 0.1, part: 'train' }, 12345);
+    expect(held).toHaveLength(5);
+    expect([...held, ...train].sort((a, b) => a - b)).toEqual(docs);
+    expect(selectHeldOutPart(docs, { fraction: 0.1, part: 'heldout' }, 12345)).toEqual(held);
+    expect(() => selectHeldOutPart([1, 2, 3], { fraction: 0.1, part: 'train' }, 1)).toThrow(/cannot give 2 held-out documents/);
   });
 
   it('keeps held-out documents out of the training part', async () => {
