@@ -13,7 +13,7 @@ import { microBatchGradient } from '../shared/training/gradients.js';
 import { initParams } from '../shared/training/init.js';
 import { Replica } from '../shared/training/replica.js';
 import * as tf from '@tensorflow/tfjs-core';
-import { randomPretrainBatch } from '../test/helpers/batches.js';
+import { randomPretrainBatch } from '../shared/training/synthetic-batches.js';
 
 const { values } = parseArgs({
   options: {

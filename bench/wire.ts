@@ -89,6 +89,7 @@ async function startCoordinatorSide(): Promise<{ port: number; stop: () => Promi
   }
   const args = [...process.execArgv, fileURLToPath(import.meta.url), '--serve'];
   if (CHUNK_BYTES !== undefined) args.push('--chunk-bytes', String(CHUNK_BYTES));
+  if (!REUSE) args.push('--fresh');
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(child, 'exit');
   const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];

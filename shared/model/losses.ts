@@ -20,15 +20,20 @@ export const sparseSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => 
   const [logits, labels, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   const lg = logits as tf.Tensor2D;
   const [n, classes] = lg.shape;
-  const lse = tf.logSumExp(lg, 1); // [n]
+  // One exp over [n, classes]: the softmax is kept for the backward pass.
+  const maxes = tf.max(lg, 1, true); // [n, 1]
+  const e = tf.exp(tf.sub(lg, maxes));
+  const sums = tf.sum(e, 1, true); // [n, 1]
+  const probs = tf.div(e, sums);
+  const lse = tf.reshape(tf.add(tf.log(sums), maxes), [n]);
   const rowStart = tf.range(0, n * classes, classes, 'int32'); // [n] int32
   const picked = tf.gather(tf.reshape(lg, [-1]), tf.add(rowStart, labels as tf.Tensor1D)); // [n]
-  save([lg, labels]);
+  save([probs, labels]);
   return {
     value: tf.sub(lse, picked),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [x, y] = saved as [tf.Tensor2D, tf.Tensor1D];
-      const grad = tf.mul(tf.sub(tf.softmax(x), tf.oneHot(y, classes, 1, 0, 'float32')), tf.reshape(dy, [n, 1]));
+      const [p, y] = saved as [tf.Tensor2D, tf.Tensor1D];
+      const grad = tf.mul(tf.sub(p, tf.oneHot(y, classes, 1, 0, 'float32')), tf.reshape(dy, [n, 1]));
       return [grad, tf.zerosLike(y)];
     },
   };

@@ -94,7 +94,7 @@ export async function collectChunks<H extends PayloadSeal>(
   opts: CollectOptions<H>,
 ): Promise<{ header: H; bytes: Uint8Array }> {
   let header: H | undefined;
-  let bytes = new Uint8Array(0);
+  let bytes: Uint8Array = new Uint8Array(0);
   let received = 0;
   let crc = 0;
   for await (const chunk of chunks) {

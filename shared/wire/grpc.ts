@@ -4,7 +4,7 @@
  * (service.ts) and opens `CoordinatorClient`s (client.ts), converting between
  * grpc-js calls and promises/async iterables, and between thrown bertfleet
  * errors and status codes (the table is status-codes.ts). Message limits and
- * keepalive are set here, explicitly and identically on both sides.
+ * keepalive (options.ts) are set explicitly and identically on both sides.
  *
  * Knows nothing of what the coordinator does with a call or what a tensor means.
  */
@@ -16,7 +16,8 @@ import { ConfigError, ProtocolError, UnreachableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { retryWithBackoff } from './backoff.js';
 import { WIRE_CHUNK_BYTES } from './chunks.js';
-import { CoordinatorClient, type CallTimeouts } from './client.js';
+import { CoordinatorClient } from './client.js';
+import { MAX_MESSAGE_BYTES, resolveChannel, resolveClient, type ChannelTuning, type ClientOptions, type ResolvedChannel } from './options.js';
 import type { CallContext, CoordinatorHandlers, RpcTransport } from './service.js';
 import { ERROR_TRAILER_KEY, fromWireError, toWireError } from './status-codes.js';
 
@@ -25,26 +26,15 @@ export const PROTO_PATH = fileURLToPath(new URL('../../proto/bertfleet.proto', i
 /** uint64 as JS number (steps and byte counts stay far below 2^53). */
 export const PROTO_LOADER_OPTIONS = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
 
-/** 16 MiB on both sides; chunks are WIRE_CHUNK_BYTES (1 MiB), far inside it. */
-export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
-export { WIRE_CHUNK_BYTES };
+export { MAX_MESSAGE_BYTES, WIRE_CHUNK_BYTES };
+export type { ChannelTuning, ClientOptions };
 
-export interface ChannelTuning {
-  maxMessageBytes?: number;
-  /** Ping an idle connection this often, to notice a dead peer. */
-  keepaliveTimeMs?: number;
-  /** Drop the connection when a ping is not answered in this time. */
-  keepaliveTimeoutMs?: number;
-}
-
-function channelOptions(t: ChannelTuning): grpc.ChannelOptions {
-  const max = t.maxMessageBytes ?? MAX_MESSAGE_BYTES;
-  if (max < 2 * WIRE_CHUNK_BYTES) throw new ConfigError([`maxMessageBytes (${max}) must be at least twice the chunk size (${WIRE_CHUNK_BYTES})`]);
+function channelOptions(t: ResolvedChannel): grpc.ChannelOptions {
   return {
-    'grpc.max_receive_message_length': max,
-    'grpc.max_send_message_length': max,
-    'grpc.keepalive_time_ms': t.keepaliveTimeMs ?? 20_000,
-    'grpc.keepalive_timeout_ms': t.keepaliveTimeoutMs ?? 10_000,
+    'grpc.max_receive_message_length': t.maxMessageBytes,
+    'grpc.max_send_message_length': t.maxMessageBytes,
+    'grpc.keepalive_time_ms': t.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': t.keepaliveTimeoutMs,
     'grpc.keepalive_permit_without_calls': 1,
   };
 }
@@ -73,7 +63,7 @@ export interface CoordinatorServer {
 
 export function createServer(impl: CoordinatorHandlers, opts: ChannelTuning & { log: Logger }): CoordinatorServer {
   const log = opts.log.child({ component: 'grpc-server' });
-  const server = new grpc.Server(channelOptions(opts));
+  const server = new grpc.Server(channelOptions(resolveChannel(opts)));
   const fail = (method: string, err: unknown): Partial<grpc.StatusObject> => {
     const w = toWireError(err);
     if (w.trailer === null) log.error({ err, method }, 'handler failed');
@@ -172,8 +162,10 @@ function shutdown(server: grpc.Server, graceMs: number, log: Logger): Promise<vo
     // Called once every listener and connection is closed, forced or not.
     server.tryShutdown((err) => {
       clearTimeout(timer);
-      if (err) log.warn({ err }, 'graceful shutdown failed; forced');
-      if (err) server.forceShutdown();
+      if (err) {
+        log.warn({ err }, 'graceful shutdown failed; forcing it');
+        server.forceShutdown();
+      }
       resolve();
     });
   });
@@ -181,57 +173,36 @@ function shutdown(server: grpc.Server, graceMs: number, log: Logger): Promise<vo
 
 // ---------------------------------------------------------------- client edge
 
-export interface ClientOptions extends ChannelTuning {
-  log: Logger;
-  /** How long one connection attempt may take. */
-  connectTimeoutMs?: number;
-  /** Wait before the second attempt; doubles per failure up to connectMaxDelayMs. */
-  connectInitialDelayMs?: number;
-  connectMaxDelayMs?: number;
-  connectMaxAttempts?: number;
-  timeouts?: Partial<CallTimeouts>;
-  chunkBytes?: number;
-  /**
-   * HTTP/2 receive window of the client (default 16 MiB): a large one speeds
-   * PullReduced ~1.3x on loopback. grpc-js servers cannot set theirs, so
-   * uploads keep HTTP/2's 64 KiB default.
-   */
-  flowControlWindowBytes?: number;
-}
-
 /**
  * Connects to the coordinator at `address` (`host:port`), retrying with
  * exponential backoff; throws UnreachableError naming the address when every
  * attempt fails.
  */
 export async function createCoordinatorClient(address: string, opts: ClientOptions): Promise<CoordinatorClient> {
+  const o = resolveClient(opts);
   const log = opts.log.child({ component: 'grpc-client', address });
-  const initialDelayMs = opts.connectInitialDelayMs ?? 200;
-  const maxDelayMs = opts.connectMaxDelayMs ?? 5_000;
-  const connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
   const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
-    ...channelOptions(opts),
-    'grpc.initial_reconnect_backoff_ms': initialDelayMs,
-    'grpc.max_reconnect_backoff_ms': maxDelayMs,
-    'grpc-node.flow_control_window': opts.flowControlWindowBytes ?? 16 * 1024 * 1024,
+    ...channelOptions(o),
+    'grpc.initial_reconnect_backoff_ms': o.connectInitialDelayMs,
+    'grpc.max_reconnect_backoff_ms': o.connectMaxDelayMs,
+    'grpc-node.flow_control_window': o.flowControlWindowBytes,
   });
-  await retryWithBackoff(() => waitForReady(client, connectTimeoutMs), {
-    initialDelayMs,
-    maxDelayMs,
-    maxAttempts: opts.connectMaxAttempts ?? 6,
+  await retryWithBackoff(() => waitForReady(client, o.connectTimeoutMs), {
+    initialDelayMs: o.connectInitialDelayMs,
+    maxDelayMs: o.connectMaxDelayMs,
+    maxAttempts: o.connectMaxAttempts,
     onRetry: ({ attempts, delayMs, lastError }) => log.warn({ attempts, delayMs, err: lastError }, 'coordinator not reachable yet; retrying'),
     onExhausted: ({ attempts, elapsedMs, lastError }) => {
       client.close();
       return new UnreachableError(
         `coordinator at ${address} unreachable: no connection after ${attempts} attempts in ${elapsedMs} ms ` +
-          `(connectTimeoutMs ${connectTimeoutMs})`,
+          `(connectTimeoutMs ${o.connectTimeoutMs})`,
         { cause: lastError },
       );
     },
   });
   log.debug('connected');
-  const clientOpts = { ...(opts.timeouts && { timeouts: opts.timeouts }), ...(opts.chunkBytes && { chunkBytes: opts.chunkBytes }) };
-  return new CoordinatorClient(new GrpcTransport(client, address, loadCoordinatorService()), clientOpts);
+  return new CoordinatorClient(new GrpcTransport(client, address, loadCoordinatorService()), { timeouts: o.timeouts, chunkBytes: o.chunkBytes });
 }
 
 function waitForReady(client: grpc.Client, timeoutMs: number): Promise<void> {

@@ -63,18 +63,6 @@ export interface ServerStreamMethods {
   FetchState: [StateRequest, StateChunk];
 }
 
-/** RPC name in the .proto -> handler name in CoordinatorHandlers. */
-export const HANDLER_NAMES = {
-  Register: 'register',
-  NextAssignment: 'nextAssignment',
-  PushGradient: 'pushGradient',
-  PullReduced: 'pullReduced',
-  Heartbeat: 'heartbeat',
-  FetchState: 'fetchState',
-  ReportChecksum: 'reportChecksum',
-  ReportMetrics: 'reportMetrics',
-} as const satisfies Record<keyof (UnaryMethods & ClientStreamMethods & ServerStreamMethods), keyof CoordinatorHandlers>;
-
 /**
  * One open channel to the coordinator. Failures reject with bertfleet errors
  * (the server's class restored; UnreachableError when the coordinator is gone).

@@ -15,7 +15,7 @@ import type { PretrainArrays } from '../../shared/training/batches.js';
 import { FlatLayout } from '../../shared/training/flat.js';
 import { microBatchGradient } from '../../shared/training/gradients.js';
 import { initParams } from '../../shared/training/init.js';
-import { randomPretrainBatch, sliceBatch } from '../helpers/batches.js';
+import { randomPretrainBatch, sliceBatch } from '../../shared/training/synthetic-batches.js';
 
 const config = parseBertConfig({
   vocab_size: 96, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 64,

@@ -1,6 +1,6 @@
-/** Random but valid batches for model and training tests. */
-import { Rng } from '../../shared/data/rng.js';
-import type { PretrainArrays } from '../../shared/training/batches.js';
+/** Random but valid batches for benchmarks and tests (never for training). */
+import { Rng } from '../data/rng.js';
+import type { PretrainArrays } from './batches.js';
 
 export function randomPretrainBatch(vocab: number, size: number, seq: number, maxPred: number, seed: number): PretrainArrays {
   const rng = new Rng(seed);

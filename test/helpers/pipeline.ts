@@ -1,0 +1,22 @@
+/** Arguments for short whole-pipeline runs on the small fixtures. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const PIPELINE_FIXTURES = join(import.meta.dirname, '../fixtures/pipeline');
+
+export function pipelineArgs(output: string, cacheDir: string, extra: string[] = []): string[] {
+  return [
+    '--output', output,
+    '--model', join(PIPELINE_FIXTURES, 'micro-bert.json'),
+    '--corpus', join(PIPELINE_FIXTURES, 'corpus.txt'),
+    '--classification', join(PIPELINE_FIXTURES, 'sentiment.csv'),
+    '--config', join(PIPELINE_FIXTURES, 'run.json'),
+    '--seed', '7',
+    '--no-progress',
+    ...extra,
+  ];
+}
+
+export function bytesOf(path: string): Buffer {
+  return readFileSync(path);
+}
