@@ -20,6 +20,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm'; // registers the 'wasm' backend and its kernels
 
+import { registerOneHotFix } from './wasm-one-hot.js';
 import { BackendError, ShapeError } from '../errors.js';
 import { ACTIVATION_CODES, type ActivationName, type NativeBlas, loadNativeBlas } from './native-addon.js';
 
@@ -286,6 +287,7 @@ export function registerWasmBlasBackend(): NativeBlas {
   tf.registerKernel({ kernelName: tf.BatchMatMul, backendName: WASM_BLAS, kernelFunc: makeBatchMatMul(native) });
   tf.registerKernel({ kernelName: tf._FusedMatMul, backendName: WASM_BLAS, kernelFunc: makeFusedMatMul(native) });
   tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: WASM_BLAS, kernelFunc: makeUnsortedSegmentSum(native.unsortedSegmentSum) });
+  registerOneHotFix(WASM_BLAS);
   tf.registerBackend(WASM_BLAS, async () => {
     try {
       const backend = await wasmFactory(); // a new emscripten module: its own heap, own tensor ids
@@ -307,6 +309,7 @@ export function registerWasmBlasBackend(): NativeBlas {
  */
 export function registerWasmExtras(): void {
   if (tf.getKernel(tf.UnsortedSegmentSum, 'wasm') != null) return;
+  registerOneHotFix('wasm');
   tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: makeUnsortedSegmentSum(jsSegmentSum) });
 }
 

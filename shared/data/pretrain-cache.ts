@@ -110,6 +110,8 @@ function buildPretrainCache(args: BuildArgs): void {
     progress.stage('tokenize', documents.length);
     const tokenizer = createTokenizer(args.vocab);
     const whole = tokenizeDocuments(documents, tokenizer, (done) => progress.update(done));
+    // The whole corpus first: "no two-sentence document" is the user's problem to hear about, not the split's.
+    assertNspPossible(whole.documents.map((d) => d.length), sources.map(describeSource).join(' + '));
     const corpus = settings.held_out
       ? countTokenized(selectHeldOutPart(whole.documents, settings.held_out, settings.seed), args.vocab.specialIds.unk)
       : whole;

@@ -19,6 +19,13 @@ function train(name: string, extra: string[] = []) {
   return runCli(['train', ...pipelineArgs(join(work, name), '.cache', extra)], { cwd: work });
 }
 
+/** The pipeline arguments with another corpus in place of the fixture's. */
+function trainWithCorpus(name: string, corpus: string) {
+  const args = pipelineArgs(join(work, name), '.cache');
+  args[args.indexOf('--corpus') + 1] = corpus;
+  return runCli(['train', ...args], { cwd: work });
+}
+
 /** Starts a run and SIGKILLs it right after the checkpoint of (phase, step) is written. */
 function trainAndKill(name: string, phase: string, step: number, extra: string[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -97,7 +104,6 @@ describe('bertfleet train: determinism and resume', () => {
 
   const bad: Array<[string, string[], RegExp]> = [
     ['a missing corpus file', ['--corpus', join(PIPELINE_FIXTURES, 'nope.txt')], /nope\.txt/],
-    ['a corpus with no two-sentence document', ['--corpus', join(PIPELINE_FIXTURES, '../data/corpus-one-sentence-docs.txt')], /NSP|next.sentence/i],
     ['a classification file without a label column', ['--classification', join(PIPELINE_FIXTURES, '../data/no-label.csv')], /label/],
     ['a classification file with a single class', ['--classification', join(PIPELINE_FIXTURES, '../data/one-class.csv')], /class/],
     ['a micro-batch that does not divide the global batch', ['--global-batch', '12', '--micro-batch', '5'], /micro-batch \(5\) does not divide the global batch \(12\)/],
@@ -112,6 +118,20 @@ describe('bertfleet train: determinism and resume', () => {
       expect(existsSync(join(work, name))).toBe(false);
     });
   }
+
+  it('refuses a corpus with no document of two sentences, saying NSP is impossible', async () => {
+    const r = await trainWithCorpus('bad-nsp', join(PIPELINE_FIXTURES, '../data/corpus-one-sentence-docs.txt'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/NSP|next.sentence/i);
+    expect(existsSync(join(work, 'bad-nsp'))).toBe(false);
+  });
+
+  it('refuses an empty corpus file, naming it', async () => {
+    const r = await trainWithCorpus('bad-empty', join(PIPELINE_FIXTURES, '../data/corpus-blank.txt'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/corpus-blank\.txt/);
+    expect(existsSync(join(work, 'bad-empty'))).toBe(false);
+  });
 
   it('refuses --init-from whose vocabulary size differs from the tokenizer', async () => {
     const r = await train('bad-init', ['--init-from', join(PIPELINE_FIXTURES, '../bert-parity')]);
