@@ -13,7 +13,7 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { removeStaleTmpFiles, writeFileAtomic } from './atomic-file.js';
+import { removeStaleTmpFiles, writeFileAtomic } from '../fs-atomic.js';
 import { DEFAULT_PRETRAIN_SOURCES, assertNspPossible, describeSource, readCorpus, sourceIdentity, type CorpusSource, type Document, type SourceIdentity } from './corpora.js';
 import { countTokenized, tokenizeDocuments, type TokenizedCorpus } from './corpus-tokenize.js';
 import { selectHeldOutPart } from './held-out.js';

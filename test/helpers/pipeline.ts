@@ -1,10 +1,10 @@
 /** Arguments for short whole-pipeline runs on the small fixtures. */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const PIPELINE_FIXTURES = join(import.meta.dirname, '../fixtures/pipeline');
 
-export function pipelineArgs(output: string, cacheDir: string, extra: string[] = []): string[] {
+/** The data cache goes to `.cache/` under the process's cwd: give each suite its own cwd. */
+export function pipelineArgs(output: string, extra: string[] = []): string[] {
   return [
     '--output', output,
     '--model', join(PIPELINE_FIXTURES, 'micro-bert.json'),
@@ -17,6 +17,3 @@ export function pipelineArgs(output: string, cacheDir: string, extra: string[] =
   ];
 }
 
-export function bytesOf(path: string): Buffer {
-  return readFileSync(path);
-}

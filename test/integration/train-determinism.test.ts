@@ -16,12 +16,12 @@ const work = mkdtempSync(join(tmpdir(), 'bertfleet-train-'));
 const WEIGHTS = ['pretrained/model.safetensors', 'finetuned/model.safetensors'];
 
 function train(name: string, extra: string[] = []) {
-  return runCli(['train', ...pipelineArgs(join(work, name), '.cache', extra)], { cwd: work });
+  return runCli(['train', ...pipelineArgs(join(work, name), extra)], { cwd: work });
 }
 
 /** The pipeline arguments with another corpus in place of the fixture's. */
 function trainWithCorpus(name: string, corpus: string) {
-  const args = pipelineArgs(join(work, name), '.cache');
+  const args = pipelineArgs(join(work, name));
   args[args.indexOf('--corpus') + 1] = corpus;
   return runCli(['train', ...args], { cwd: work });
 }
@@ -29,7 +29,7 @@ function trainWithCorpus(name: string, corpus: string) {
 /** Starts a run and SIGKILLs it right after the checkpoint of (phase, step) is written. */
 function trainAndKill(name: string, phase: string, step: number, extra: string[] = []): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ['train', ...pipelineArgs(join(work, name), '.cache', extra)], { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(BIN, ['train', ...pipelineArgs(join(work, name), extra)], { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
     let buf = '';
     let killed = false;
     child.stderr.on('data', (d: Buffer) => {
@@ -86,7 +86,7 @@ describe('bertfleet train: determinism and resume', () => {
     expect(existsSync(join(work, 'killed', 'pretrained'))).toBe(false);
     // A second kill, this time in finetuning, during the resumed run.
     await new Promise<void>((resolve, reject) => {
-      const child = spawn(BIN, ['train', ...pipelineArgs(join(work, 'killed'), '.cache', ['--resume'])], { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(BIN, ['train', ...pipelineArgs(join(work, 'killed'), ['--resume'])], { cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
       let buf = '';
       child.stderr.on('data', (d: Buffer) => {
         buf += d.toString();
