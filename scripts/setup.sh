@@ -30,11 +30,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages, exactly as locked. tfjs-node and tfjs-node-gpu are optional:
-# their install downloads libtensorflow and fails offline, and npm carries on.
+# npm packages, at the versions in package-lock.json. tfjs-node and tfjs-node-gpu
+# are optional: their install downloads libtensorflow and fails offline, and npm
+# carries on. (`npm install`, not `npm ci`: npm 11's ci refuses this lock file for
+# a Windows-only optional dependency of vite that the lock leaves out on Linux.)
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 # The OpenBLAS addon, rebuilt when its sources changed.
