@@ -38,7 +38,9 @@ function benchCoordinator(): CoordinatorHandlers {
     throw new Error('not used by the wire benchmark');
   };
   return {
+    getRunConfig: async () => unused(),
     register: async () => unused(),
+    pushEvalResults: async () => unused(),
     nextAssignment: async () => unused(),
     heartbeat: async () => unused(),
     reportChecksum: async () => unused(),
@@ -54,7 +56,7 @@ function benchCoordinator(): CoordinatorHandlers {
     },
     pullReduced: async function* (req: { step: number }, ctx: CallContext) {
       if (!store.has(req.step)) await once(ready, `step-${req.step}`, { signal: ctx.signal });
-      const header = { worker_id: '', step: req.step, phase: 'pretrain', range: { lo: 0, hi: 1 } };
+      const header = { worker_id: '', step: req.step, phase: 'pretrain', range: { lo: 0, hi: 1 }, stats_json: '' };
       yield* gradientChunks(header, store.get(req.step)!, CHUNK_BYTES);
     },
   };
@@ -118,10 +120,10 @@ async function main(): Promise<void> {
       for (let r = 0; r < REPS + 1; r++) {
         step++;
         let t = performance.now();
-        await client.pushGradient({ worker_id: 'bench', step, phase: 'pretrain', range: { lo: 0, hi: 1 } }, gradient);
+        await client.pushGradient({ worker_id: 'bench', step, phase: 'pretrain', range: { lo: 0, hi: 1 }, stats_json: '' }, gradient);
         const push = performance.now() - t;
         t = performance.now();
-        const back = await client.pullReduced({ worker_id: 'bench', step }, REUSE ? { into: pooled(downloads, gradient.length) } : {});
+        const back = await client.pullReduced({ worker_id: 'bench', step, phase: 'pretrain' }, REUSE ? { into: pooled(downloads, gradient.length) } : {});
         const pull = performance.now() - t;
         if (back.length !== gradient.length) throw new Error(`pulled ${back.length} floats, expected ${gradient.length}`);
         if (r > 0) pushMs.push(push), pullMs.push(pull); // the first round warms up the JIT and the connection

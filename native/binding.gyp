@@ -6,7 +6,7 @@
   "targets": [
     {
       "target_name": "wasm_blas",
-      "sources": ["src/addon.c", "src/args.c", "src/matmul.c", "src/segment.c"],
+      "sources": ["src/addon.c", "src/args.c", "src/matmul.c", "src/segment.c", "src/unary.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags!": ["-O2"],

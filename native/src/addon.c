@@ -55,6 +55,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"matmul", NULL, wb_matmul, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unsortedSegmentSum", NULL, wb_unsorted_segment_sum, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unary", NULL, wb_unary, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNumThreads", NULL, set_num_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getNumThreads", NULL, get_num_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getConfig", NULL, get_config, NULL, NULL, NULL, napi_enumerable, NULL},

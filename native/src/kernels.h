@@ -9,5 +9,6 @@
 
 napi_value wb_matmul(napi_env env, napi_callback_info info);
 napi_value wb_unsorted_segment_sum(napi_env env, napi_callback_info info);
+napi_value wb_unary(napi_env env, napi_callback_info info);
 
 #endif

@@ -69,11 +69,21 @@ export interface HeapSegmentSumSpec {
   outSize: number;
 }
 
+export interface HeapUnarySpec {
+  /** 0 = exp, 1 = erf. */
+  op: 0 | 1;
+  xOffset: number;
+  outOffset: number;
+  size: number;
+}
+
 export interface NativeBlas {
   /** Returns how many cblas_sgemm calls it made (1 when the batch was folded into m). */
   matmul(heap: ArrayBuffer, spec: HeapMatMulSpec): number;
   /** Returns how many rows were dropped for an id outside [0, numSegments). */
   unsortedSegmentSum(heap: ArrayBuffer, spec: HeapSegmentSumSpec): number;
+  /** Elementwise expf / erff from libm (float32 in, float32 out). */
+  unary(heap: ArrayBuffer, spec: HeapUnarySpec): void;
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   /** openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
@@ -109,7 +119,7 @@ export function loadNativeBlas(): NativeBlas {
       { cause: err },
     );
   }
-  for (const fn of ['matmul', 'unsortedSegmentSum', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']) {
+  for (const fn of ['matmul', 'unsortedSegmentSum', 'unary', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']) {
     if (typeof (raw as unknown as Record<string, unknown>)[fn] !== 'function') {
       throw new BackendError(`wasm-blas native addon at ${path}: expected export ${fn}(), got none; rebuild it`);
     }
@@ -117,6 +127,7 @@ export function loadNativeBlas(): NativeBlas {
   cached = {
     matmul: (heap, spec) => rethrow(() => raw.matmul(heap, spec)),
     unsortedSegmentSum: (heap, spec) => rethrow(() => raw.unsortedSegmentSum(heap, spec)),
+    unary: (heap, spec) => rethrow(() => raw.unary(heap, spec)),
     setNumThreads: (threads) => rethrow(() => raw.setNumThreads(threads)),
     getNumThreads: () => raw.getNumThreads(),
     getConfig: () => raw.getConfig(),

@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm'; // registers the 'wasm' backend and its kernels
 
 import { registerOneHotFix } from './wasm-one-hot.js';
+import { registerUnaryKernels } from './wasm-unary.js';
 import { BackendError, ShapeError } from '../errors.js';
 import { ACTIVATION_CODES, type ActivationName, type NativeBlas, loadNativeBlas } from './native-addon.js';
 
@@ -288,6 +289,7 @@ export function registerWasmBlasBackend(): NativeBlas {
   tf.registerKernel({ kernelName: tf._FusedMatMul, backendName: WASM_BLAS, kernelFunc: makeFusedMatMul(native) });
   tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: WASM_BLAS, kernelFunc: makeUnsortedSegmentSum(native.unsortedSegmentSum) });
   registerOneHotFix(WASM_BLAS);
+  registerUnaryKernels(native, WASM_BLAS);
   tf.registerBackend(WASM_BLAS, async () => {
     try {
       const backend = await wasmFactory(); // a new emscripten module: its own heap, own tensor ids

@@ -20,17 +20,16 @@ export const sparseSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => 
   const [logits, labels, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   const lg = logits as tf.Tensor2D;
   const [n, classes] = lg.shape;
-  // One exp over [n, classes]: the softmax is kept for the backward pass.
-  const maxes = tf.max(lg, 1, true); // [n, 1]
-  const e = tf.exp(tf.sub(lg, maxes));
-  const sums = tf.sum(e, 1, true); // [n, 1]
-  const probs = tf.div(e, sums);
-  const lse = tf.reshape(tf.add(tf.log(sums), maxes), [n]);
+  // The softmax once, kept for the backward pass; the loss is -log of the label's
+  // probability, floored at 1e-37 (a loss of ~85 nats) where float32 underflows.
+  // (tfjs-wasm's Softmax is several times faster than its Exp on [tokens, vocab].)
+  const probs = tf.softmax(lg);
   const rowStart = tf.range(0, n * classes, classes, 'int32'); // [n] int32
-  const picked = tf.gather(tf.reshape(lg, [-1]), tf.add(rowStart, labels as tf.Tensor1D)); // [n]
+  const picked = tf.gather(tf.reshape(probs, [-1]), tf.add(rowStart, labels as tf.Tensor1D)); // [n]
+  const loss = tf.neg(tf.log(tf.maximum(picked, 1e-37)));
   save([probs, labels]);
   return {
-    value: tf.sub(lse, picked),
+    value: loss,
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [p, y] = saved as [tf.Tensor2D, tf.Tensor1D];
       const grad = tf.mul(tf.sub(p, tf.oneHot(y, classes, 1, 0, 'float32')), tf.reshape(dy, [n, 1]));

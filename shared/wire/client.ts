@@ -12,6 +12,8 @@ import type {
   AssignmentRequest,
   ChecksumReply,
   ChecksumRequest,
+  EvalAck,
+  EvalResults,
   GradientHeader,
   HeartbeatReply,
   HeartbeatRequest,
@@ -20,6 +22,8 @@ import type {
   PushAck,
   RegisterReply,
   RegisterRequest,
+  RunConfigReply,
+  RunConfigRequest,
   StateHeader,
   StateRequest,
 } from './messages.js';
@@ -27,7 +31,7 @@ import type { RpcTransport } from './service.js';
 import { collectState, type NamedTensor } from './state-payload.js';
 
 export interface CallTimeouts {
-  /** Register, Heartbeat, ReportChecksum, ReportMetrics. */
+  /** GetRunConfig, Register, Heartbeat, ReportChecksum, ReportMetrics, PushEvalResults. */
   callTimeoutMs: number;
   /** NextAssignment and PullReduced, which wait for the coordinator. */
   longPollTimeoutMs: number;
@@ -62,6 +66,10 @@ export class CoordinatorClient {
     this.chunkBytes = opts.chunkBytes ?? WIRE_CHUNK_BYTES;
   }
 
+  getRunConfig(req: RunConfigRequest, o: CallOptions = {}): Promise<RunConfigReply> {
+    return this.rpc.unary('GetRunConfig', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
+  }
+
   register(req: RegisterRequest, o: CallOptions = {}): Promise<RegisterReply> {
     return this.rpc.unary('Register', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
   }
@@ -76,6 +84,10 @@ export class CoordinatorClient {
 
   reportChecksum(req: ChecksumRequest, o: CallOptions = {}): Promise<ChecksumReply> {
     return this.rpc.unary('ReportChecksum', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
+  }
+
+  pushEvalResults(req: EvalResults, o: CallOptions = {}): Promise<EvalAck> {
+    return this.rpc.unary('PushEvalResults', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
   }
 
   async reportMetrics(req: MetricsRequest, o: CallOptions = {}): Promise<void> {

@@ -111,11 +111,13 @@ export function createServer(impl: CoordinatorHandlers, opts: ChannelTuning & { 
         }
       })();
   server.addService(loadCoordinatorService(), {
+    GetRunConfig: unary('GetRunConfig', impl.getRunConfig.bind(impl)),
     Register: unary('Register', impl.register.bind(impl)),
     NextAssignment: unary('NextAssignment', impl.nextAssignment.bind(impl)),
     PushGradient: clientStream('PushGradient', impl.pushGradient.bind(impl)),
     PullReduced: serverStream('PullReduced', impl.pullReduced.bind(impl)),
     Heartbeat: unary('Heartbeat', impl.heartbeat.bind(impl)),
+    PushEvalResults: unary('PushEvalResults', impl.pushEvalResults.bind(impl)),
     FetchState: serverStream('FetchState', impl.fetchState.bind(impl)),
     ReportChecksum: unary('ReportChecksum', impl.reportChecksum.bind(impl)),
     ReportMetrics: unary('ReportMetrics', impl.reportMetrics.bind(impl)),

@@ -12,7 +12,7 @@
  */
 
 /** Bumped on any incompatible change to proto/bertfleet.proto. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type Empty = Record<string, never>;
 
@@ -20,6 +20,17 @@ export type Empty = Record<string, never>;
 export interface Range {
   lo: number;
   hi: number;
+}
+
+export interface RunConfigRequest {
+  worker_id: string;
+  protocol_version: number;
+}
+
+export interface RunConfigReply {
+  run_id: string;
+  protocol_version: number;
+  run_config_json: string;
 }
 
 export interface RegisterRequest {
@@ -30,6 +41,7 @@ export interface RegisterRequest {
   backend_fingerprint: string;
   pid: number;
   hostname: string;
+  data_fingerprint: string;
 }
 
 export interface RegisterReply {
@@ -39,24 +51,50 @@ export interface RegisterReply {
   phase: string;
   needs_state: boolean;
   heartbeat_interval_ms: number;
+  membership_version: number;
 }
 
 export interface AssignmentRequest {
   worker_id: string;
-  after_step: number;
+  after_seq: number;
 }
+
+export interface MicroBatch {
+  index: number;
+  examples: number[];
+  dropout_seed: number;
+}
+
+export interface GlobalCounts {
+  sequences: number;
+  masked_tokens: number;
+  has_masked_tokens: boolean;
+}
+
+export interface EvalChunk {
+  index: number;
+  examples: number[];
+}
+
+export type AssignmentKind = 'train' | 'eval' | 'stop' | 'idle';
 
 export interface Assignment {
   run_id: string;
+  /** 'pretrain' | 'finetune'; '' for stop and idle. */
   phase: string;
   step: number;
   micro_batch_size: number;
   num_micro_batches: number;
-  micro_batch_indices: number[];
   subtrees: Range[];
-  data_epoch: number;
-  data_seed: number;
-  stop: boolean;
+  /** An AssignmentKind; a string on the wire, checked by the reader. */
+  kind: string;
+  seq: number;
+  dataset: string;
+  micro_batches: MicroBatch[];
+  counts: GlobalCounts | null;
+  eval_chunks: EvalChunk[];
+  membership_version: number;
+  stop_reason: string;
 }
 
 export interface GradientHeader {
@@ -66,6 +104,8 @@ export interface GradientHeader {
   range: Range | null;
   total_bytes: number;
   crc32: number;
+  /** Uploads: [{index, stats}] as JSON; '' on the reduced gradient. */
+  stats_json: string;
 }
 
 /** Exactly one of `header` or `data` is set; `kind` names which. */
@@ -82,6 +122,7 @@ export interface PushAck {
 export interface PullRequest {
   worker_id: string;
   step: number;
+  phase: string;
 }
 
 export interface HeartbeatRequest {
@@ -98,6 +139,8 @@ export interface HeartbeatReply {
 
 export interface StateRequest {
   worker_id: string;
+  /** Wait until this phase has started; '' for the current one. */
+  phase: string;
 }
 
 export interface TensorMeta {
@@ -116,6 +159,7 @@ export interface StateHeader {
   total_bytes: number;
   crc32: number;
   optimizer_json: string;
+  seq: number;
 }
 
 /** Exactly one of `header` or `data` is set; `kind` names which. */
@@ -127,11 +171,29 @@ export interface ChecksumRequest {
   worker_id: string;
   step: number;
   checksum: string;
+  phase: string;
 }
 
 export interface ChecksumReply {
   match: boolean;
   reference_checksum: string;
+}
+
+export interface EvalChunkResult {
+  index: number;
+  stats_json: string;
+  predictions: number[];
+}
+
+export interface EvalResults {
+  worker_id: string;
+  seq: number;
+  results: EvalChunkResult[];
+}
+
+export interface EvalAck {
+  seq: number;
+  accepted: number;
 }
 
 export interface MetricsRequest {

@@ -11,6 +11,8 @@ import type {
   ChecksumReply,
   ChecksumRequest,
   Empty,
+  EvalAck,
+  EvalResults,
   GradientChunk,
   HeartbeatReply,
   HeartbeatRequest,
@@ -19,6 +21,8 @@ import type {
   PushAck,
   RegisterReply,
   RegisterRequest,
+  RunConfigReply,
+  RunConfigRequest,
   StateChunk,
   StateRequest,
 } from './messages.js';
@@ -37,11 +41,13 @@ export interface CallContext {
  * Streams returned by pullReduced/fetchState are written with backpressure.
  */
 export interface CoordinatorHandlers {
+  getRunConfig(req: RunConfigRequest, ctx: CallContext): Promise<RunConfigReply>;
   register(req: RegisterRequest, ctx: CallContext): Promise<RegisterReply>;
   nextAssignment(req: AssignmentRequest, ctx: CallContext): Promise<Assignment>;
   pushGradient(chunks: AsyncIterable<GradientChunk>, ctx: CallContext): Promise<PushAck>;
   pullReduced(req: PullRequest, ctx: CallContext): AsyncIterable<GradientChunk>;
   heartbeat(req: HeartbeatRequest, ctx: CallContext): Promise<HeartbeatReply>;
+  pushEvalResults(req: EvalResults, ctx: CallContext): Promise<EvalAck>;
   fetchState(req: StateRequest, ctx: CallContext): AsyncIterable<StateChunk>;
   reportChecksum(req: ChecksumRequest, ctx: CallContext): Promise<ChecksumReply>;
   reportMetrics(req: MetricsRequest, ctx: CallContext): Promise<Empty>;
@@ -49,9 +55,11 @@ export interface CoordinatorHandlers {
 
 /** RPC name in the .proto -> [request, response], by call shape. */
 export interface UnaryMethods {
+  GetRunConfig: [RunConfigRequest, RunConfigReply];
   Register: [RegisterRequest, RegisterReply];
   NextAssignment: [AssignmentRequest, Assignment];
   Heartbeat: [HeartbeatRequest, HeartbeatReply];
+  PushEvalResults: [EvalResults, EvalAck];
   ReportChecksum: [ChecksumRequest, ChecksumReply];
   ReportMetrics: [MetricsRequest, Empty];
 }

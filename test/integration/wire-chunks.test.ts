@@ -13,7 +13,7 @@ import type { GradientChunk } from '../../shared/wire/messages.js';
 import { packTensors, unpackTensors } from '../../shared/wire/state-payload.js';
 import { fromWireError, GrpcStatus, toWireError } from '../../shared/wire/status-codes.js';
 
-const header = { worker_id: 'w2', step: 12, phase: 'pretrain', range: { lo: 4, hi: 8 } };
+const header = { worker_id: 'w2', step: 12, phase: 'pretrain', range: { lo: 4, hi: 8 }, stats_json: '' };
 
 function chunksOf(values: Float32Array, maxChunkBytes: number): GradientChunk[] {
   return [...gradientChunks(header, values, maxChunkBytes)];

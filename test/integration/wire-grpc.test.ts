@@ -21,7 +21,7 @@ const PARAMS = 3_000_000; // 12 MB of float32: several 1 MiB chunks, beyond grpc
 const FINGERPRINTS = { model_config_fingerprint: 'cfg-abc', vocab_fingerprint: 'vocab-123', backend_fingerprint: 'cpu-1' };
 
 function registerRequest(overrides: Partial<RegisterRequest> = {}): RegisterRequest {
-  return { worker_id: 'w1', protocol_version: PROTOCOL_VERSION, ...FINGERPRINTS, pid: 42, hostname: 'host-a', ...overrides };
+  return { worker_id: 'w1', protocol_version: PROTOCOL_VERSION, ...FINGERPRINTS, data_fingerprint: 'data-1', pid: 42, hostname: 'host-a', ...overrides };
 }
 
 /** Every bit pattern allowed, NaN payloads included: equality is checked on the bits. */
@@ -50,12 +50,25 @@ class TinyCoordinator implements CoordinatorHandlers {
       const got = req[field as keyof typeof FINGERPRINTS];
       if (got !== expected) throw new ProtocolError(`${field} differs: expected ${expected}, got ${got}`);
     }
-    return { run_id: 'run-1', protocol_version: PROTOCOL_VERSION, current_step: 0, phase: 'pretrain', needs_state: false, heartbeat_interval_ms: 1000 };
+    return { run_id: 'run-1', protocol_version: PROTOCOL_VERSION, current_step: 0, phase: 'pretrain', needs_state: false, heartbeat_interval_ms: 1000, membership_version: 1 };
   }
 
-  async nextAssignment(req: { after_step: number }) {
-    const step = req.after_step + 1;
-    return { run_id: 'run-1', phase: 'pretrain', step, micro_batch_size: 8, num_micro_batches: 4, micro_batch_indices: [0, 1, 2, 3], subtrees: [{ lo: 0, hi: 4 }], data_epoch: 0, data_seed: 7, stop: false };
+  async getRunConfig() {
+    return { run_id: 'run-1', protocol_version: PROTOCOL_VERSION, run_config_json: '{"seed":7}' };
+  }
+
+  async nextAssignment(req: { after_seq: number }) {
+    const step = req.after_seq + 1;
+    const micro_batches = [0, 1, 2, 3].map((index) => ({ index, examples: [index * 8, index * 8 + 1], dropout_seed: 100 + index }));
+    return {
+      run_id: 'run-1', kind: 'train', seq: step, phase: 'pretrain', step, dataset: 'pretrain', micro_batch_size: 8, num_micro_batches: 4,
+      micro_batches, subtrees: [{ lo: 0, hi: 4 }], counts: { sequences: 32, masked_tokens: 90, has_masked_tokens: true },
+      eval_chunks: [], membership_version: 1, stop_reason: '',
+    };
+  }
+
+  async pushEvalResults(req: { seq: number; results: unknown[] }) {
+    return { seq: req.seq, accepted: req.results.length };
   }
 
   async pushGradient(chunks: AsyncIterable<GradientChunk>) {
@@ -67,7 +80,7 @@ class TinyCoordinator implements CoordinatorHandlers {
 
   async *pullReduced(req: { step: number }, ctx: CallContext) {
     if (!this.reduced.has(req.step)) await once(this.ready, `step-${req.step}`, { signal: ctx.signal });
-    yield* gradientChunks({ worker_id: '', step: req.step, phase: 'pretrain', range: { lo: 0, hi: 4 } }, this.reduced.get(req.step)!);
+    yield* gradientChunks({ worker_id: '', step: req.step, phase: 'pretrain', range: { lo: 0, hi: 4 }, stats_json: '' }, this.reduced.get(req.step)!);
   }
 
   async heartbeat(req: { step: number }) {
@@ -79,7 +92,7 @@ class TinyCoordinator implements CoordinatorHandlers {
       { name: 'bert.embeddings.word_embeddings.weight', shape: [4, 3], values: Float32Array.from({ length: 12 }, (_, i) => i / 3) },
       { name: 'optimizer.step', shape: [], values: Float32Array.of(17) },
     ]);
-    yield* stateChunks({ run_id: 'run-1', step: 17, phase: 'pretrain', tensors, optimizer_json: '{"t":17}' }, payload, 16);
+    yield* stateChunks({ run_id: 'run-1', step: 17, phase: 'pretrain', tensors, optimizer_json: '{"t":17}', seq: 40 }, payload, 16);
   }
 
   async reportChecksum(req: { checksum: string }) {
@@ -118,8 +131,8 @@ describe('gRPC wire adapter on loopback', () => {
 
   it('round-trips a 12 MB gradient bit-exactly through push and a pull that waited for it', async () => {
     const gradient = randomGradient(PARAMS, 12);
-    const pulled = client.pullReduced({ worker_id: 'w1', step: 12 }, { expectedBytes: PARAMS * 4 });
-    const ack = await client.pushGradient({ worker_id: 'w1', step: 12, phase: 'pretrain', range: { lo: 0, hi: 4 } }, gradient);
+    const pulled = client.pullReduced({ worker_id: 'w1', step: 12, phase: 'pretrain' }, { expectedBytes: PARAMS * 4 });
+    const ack = await client.pushGradient({ worker_id: 'w1', step: 12, phase: 'pretrain', range: { lo: 0, hi: 4 }, stats_json: '[]' }, gradient);
     expect(ack).toEqual({ step: 12, range: { lo: 0, hi: 4 }, received_bytes: PARAMS * 4 });
     const reduced = await pulled;
     expect(reduced.length).toBe(PARAMS);
@@ -128,7 +141,7 @@ describe('gRPC wire adapter on loopback', () => {
 
   it('rejects a gradient of the wrong length with a ShapeError that keeps its class across gRPC', async () => {
     const short = randomGradient(1024, 3);
-    const err = await client.pushGradient({ worker_id: 'w1', step: 13, phase: 'pretrain', range: { lo: 0, hi: 4 } }, short).catch((e: unknown) => e);
+    const err = await client.pushGradient({ worker_id: 'w1', step: 13, phase: 'pretrain', range: { lo: 0, hi: 4 }, stats_json: '[]' }, short).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ShapeError);
     expect(err).toMatchObject({ what: 'gradient for step 13 from w1 [0, 4)', expected: '12000000 bytes', got: '4096 bytes' });
     expect((err as Error).message).toBe('gradient for step 13 from w1 [0, 4): expected 12000000 bytes, got 4096 bytes');
@@ -136,12 +149,17 @@ describe('gRPC wire adapter on loopback', () => {
   });
 
   it('serves long-poll, unary and state calls with their typed replies', async () => {
-    await expect(client.nextAssignment({ worker_id: 'w1', after_step: 4 })).resolves.toMatchObject({ step: 5, subtrees: [{ lo: 0, hi: 4 }] });
+    await expect(client.getRunConfig({ worker_id: 'w1', protocol_version: PROTOCOL_VERSION })).resolves.toEqual({ run_id: 'run-1', protocol_version: PROTOCOL_VERSION, run_config_json: '{"seed":7}' });
+    await expect(client.nextAssignment({ worker_id: 'w1', after_seq: 4 })).resolves.toMatchObject({
+      kind: 'train', seq: 5, step: 5, subtrees: [{ lo: 0, hi: 4 }], counts: { sequences: 32, masked_tokens: 90, has_masked_tokens: true },
+      micro_batches: [{ index: 0, examples: [0, 1], dropout_seed: 100 }, { index: 1 }, { index: 2 }, { index: 3, examples: [24, 25] }],
+    });
+    await expect(client.pushEvalResults({ worker_id: 'w1', seq: 6, results: [{ index: 0, stats_json: '{}', predictions: [1, 0, -1] }] })).resolves.toEqual({ seq: 6, accepted: 1 });
     await expect(client.heartbeat({ worker_id: 'w1', step: 5, status: 'training' })).resolves.toEqual({ coordinator_step: 5, phase: 'pretrain', drain: false });
-    await expect(client.reportChecksum({ worker_id: 'w1', step: 5, checksum: 'ab' })).resolves.toEqual({ match: true, reference_checksum: 'ab' });
+    await expect(client.reportChecksum({ worker_id: 'w1', step: 5, checksum: 'ab', phase: 'pretrain' })).resolves.toEqual({ match: true, reference_checksum: 'ab' });
     await expect(client.reportMetrics({ worker_id: 'w1', step: 5, json: '{"loss":1}' })).resolves.toBeUndefined();
-    const state = await client.fetchState({ worker_id: 'w1' });
-    expect(state.header).toMatchObject({ step: 17, optimizer_json: '{"t":17}' });
+    const state = await client.fetchState({ worker_id: 'w1', phase: '' });
+    expect(state.header).toMatchObject({ step: 17, optimizer_json: '{"t":17}', seq: 40 });
     expect([...state.tensors.get('bert.embeddings.word_embeddings.weight')!.values]).toEqual(Array.from({ length: 12 }, (_, i) => Math.fround(i / 3)));
     expect(state.tensors.get('optimizer.step')).toMatchObject({ shape: [], values: Float32Array.of(17) });
   });
@@ -159,7 +177,7 @@ describe('gRPC wire adapter failures', () => {
     const server = createServer(new TinyCoordinator(), { log });
     const port = await server.startServer('127.0.0.1', 0);
     const client = await createCoordinatorClient(`127.0.0.1:${port}`, { log });
-    const waiting = client.pullReduced({ worker_id: 'w1', step: 99 }).catch((e: unknown) => e);
+    const waiting = client.pullReduced({ worker_id: 'w1', step: 99, phase: 'pretrain' }).catch((e: unknown) => e);
     await client.heartbeat({ worker_id: 'w1', step: 0, status: 'training' }); // the pull is open by now
     await server.stop({ graceMs: 200 });
     expect(await waiting).toBeInstanceOf(UnreachableError);
