@@ -9,9 +9,10 @@ import type { GlobalCounts } from '../shared/model/losses.js';
 import type { ParamSpec } from '../shared/model/params.js';
 import type { DatasetName } from '../shared/training/batches.js';
 import type { MicroStats } from '../shared/training/gradients.js';
+import type { TrainPhase } from '../shared/training/phase-settings.js';
 import type { Replica, UpdateSettings } from '../shared/training/replica.js';
 
-export type TrainPhase = 'pretrain' | 'finetune';
+export type { TrainPhase };
 
 export interface PhaseSetup {
   phase: TrainPhase;

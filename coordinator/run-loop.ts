@@ -10,11 +10,12 @@ import type { RunConfig } from '../shared/config/run-config.js';
 import { CheckpointError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { architectureOf, type BertConfig } from '../shared/model/config.js';
-import { paramSpecs, type ParamSpec } from '../shared/model/params.js';
+import type { ParamSpec } from '../shared/model/params.js';
 import type { RunDatasets } from '../shared/training/batches.js';
 import { initParams } from '../shared/training/init.js';
 import type { PretrainMetrics } from '../shared/training/metrics.js';
-import { Replica, type UpdateSettings } from '../shared/training/replica.js';
+import { phaseSpecs, updateSettings } from '../shared/training/phase-settings.js';
+import { Replica } from '../shared/training/replica.js';
 import { evaluateClassification, evaluatePretraining } from './evaluate.js';
 import type { StepExecutor, TrainPhase } from './executor.js';
 import type { RunOutputs } from './outputs.js';
@@ -44,17 +45,8 @@ export function runKey(config: RunConfig, bert: BertConfig, dataFingerprint: str
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 
-function updateSettings(config: RunConfig, phase: TrainPhase): UpdateSettings {
-  const p = config[phase];
-  return {
-    adamW: { beta1: config.optimizer.beta1, beta2: config.optimizer.beta2, epsilon: config.optimizer.epsilon, weightDecay: config.optimizer.weightDecay },
-    clipNorm: config.optimizer.clipNorm,
-    schedule: { peakLr: p.peakLr, warmupSteps: p.warmupSteps, totalSteps: p.steps },
-  };
-}
-
 function finetuneSpecs(bert: BertConfig, data: RunDatasets): ParamSpec[] {
-  return paramSpecs(bert, { heads: 'classification', numLabels: data.labels.length });
+  return phaseSpecs(bert, 'finetune', data.labels.length);
 }
 
 function resumedReplica(specs: readonly ParamSpec[], s: TrainerStateData): Replica {
@@ -79,7 +71,7 @@ function finetuneStart(inp: RunInputs, specs: ParamSpec[], pretrained: Replica |
 export async function runPipeline(inp: RunInputs): Promise<RunResult> {
   const { config, bert, data, outputs, log } = inp;
   const key = runKey(config, bert, data.fingerprint);
-  const preSpecs = paramSpecs(bert, { heads: 'pretraining' });
+  const preSpecs = phaseSpecs(bert, 'pretrain', data.labels.length);
   const ftSpecs = finetuneSpecs(bert, data);
   const resumed = inp.resume
     ? loadLatestTrainerState(outputs.state, (m) => (m.phase === 'pretrain' ? preSpecs : ftSpecs))

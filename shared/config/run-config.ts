@@ -73,6 +73,17 @@ export const runConfigSchema = z
       .prefault({}),
     /** Log a step line every N steps. */
     logEverySteps: posInt.default(10),
+    /** The distributed run (`cluster`, `coordinator`, `worker`); ignored by `train`. */
+    cluster: z
+      .object({
+        /** Workers report their replica's checksum every N steps and at each phase's end. */
+        checksumEverySteps: posInt.default(10),
+        heartbeatIntervalMs: posInt.default(2_000),
+        /** A worker silent this long is marked left (any call counts, not only heartbeats). */
+        heartbeatTimeoutMs: posInt.default(60_000),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -85,6 +96,13 @@ export const runConfigSchema = z
           message: `micro-batch (${p.microBatch}) does not divide the global batch (${p.globalBatch})`,
         });
       }
+    }
+    if (c.cluster.heartbeatTimeoutMs <= c.cluster.heartbeatIntervalMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cluster', 'heartbeatTimeoutMs'],
+        message: `heartbeatTimeoutMs (${c.cluster.heartbeatTimeoutMs}) must exceed heartbeatIntervalMs (${c.cluster.heartbeatIntervalMs})`,
+      });
     }
     if (c.data.maxPredictionsPerSeq >= c.data.maxSeqLength) {
       ctx.addIssue({
