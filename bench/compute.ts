@@ -26,7 +26,8 @@ function runJson(cmd: string, args: string[], timeoutMs: number): Line | { error
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 << 20 });
   const line = (r.stdout ?? '').split('\n').reverse().find((l) => l.startsWith('{'));
   if (r.status !== 0 || !line) {
-    const why = (r.stderr ?? '').trim().split('\n').slice(-2).join(' ') || (r.error ? String(r.error) : `exit ${r.status}`);
+    const lines = (r.stderr ?? '').trim().split('\n');
+    const why = lines.find((l) => /Error:/.test(l)) ?? lines.slice(-1)[0] ?? (r.error ? String(r.error) : `exit ${r.status}`);
     return { error: why.slice(0, 300) };
   }
   return JSON.parse(line) as Line;
