@@ -33,10 +33,10 @@ export const RUN_HELP = `  --output DIR          where the run goes (default run
                         finetuned/, metrics.json, steps.jsonl, state/, run-config.json
   --seed N              run seed (default 12345): same seed + data + global batch = same bytes
   --model NAME|FILE     preset tiny | mini | small | base, or a config.json (default tiny)
-  --pretrain-steps N    pretraining steps (default 600)
+  --pretrain-steps N    pretraining steps (default 200)
   --finetune-steps N    finetuning steps (default 300)
   --global-batch N      sequences per step, both phases (default 32)
-  --micro-batch N       sequences per micro-batch; must divide the global batch (default 8)
+  --micro-batch N       sequences per micro-batch; must divide the global batch (default 16)
   --init-from DIR       finetune this Hugging Face checkpoint, skipping pretraining
   --corpus FILE         pretraining text (one sentence per line, blank line between
                         documents); repeat for several files (default: embedded corpus)

@@ -47,13 +47,13 @@ export const runConfigSchema = z
         wholeWordMasking: z.boolean().default(false),
         /** Share of pretraining documents held out for evaluation. */
         heldOutFraction: z.number().gt(0).lt(0.5).default(0.02),
-        classifyMaxSeqLength: posInt.min(8).default(64),
+        classifyMaxSeqLength: posInt.min(8).default(48),
         cacheDir: z.string().min(1).default('.cache/bertfleet'),
       })
       .strict()
       .prefault({}),
-    pretrain: phaseSchema({ steps: 600, globalBatch: 32, microBatch: 8, peakLr: 1e-3, warmupSteps: 60 }).prefault({}),
-    finetune: phaseSchema({ steps: 300, globalBatch: 32, microBatch: 8, peakLr: 1e-4, warmupSteps: 30 }).prefault({}),
+    pretrain: phaseSchema({ steps: 200, globalBatch: 32, microBatch: 16, peakLr: 1e-4, warmupSteps: 20 }).prefault({}),
+    finetune: phaseSchema({ steps: 300, globalBatch: 32, microBatch: 16, peakLr: 3e-4, warmupSteps: 30 }).prefault({}),
     optimizer: z
       .object({
         beta1: z.number().min(0).lt(1).default(0.9),
