@@ -129,6 +129,9 @@ export async function initBackend(opts: InitBackendOptions): Promise<BackendInfo
   if (opts.name !== 'auto' && !AUTO_ORDER.includes(opts.name)) {
     throw new ConfigError([`backend: expected one of auto|${AUTO_ORDER.join('|')}, got ${String(opts.name)}`]);
   }
+  // Production mode: no debug checks, and no console banners (the cpu backend's
+  // "install tfjs-node" note); the chosen backend is reported by the caller instead.
+  tf.env().set('PROD', true);
   const tried: BackendInfo['tried'] = [];
   for (const name of candidates) {
     try {
