@@ -1,5 +1,57 @@
-/** `bertfleet coordinator`: not yet available in this build. */
-export async function run(): Promise<number> {
-  process.stderr.write('bertfleet coordinator: the distributed runtime is not in this build yet; use `bertfleet train`\n');
-  return 2;
+/**
+ * `bertfleet coordinator`: the run's coordinator for Kubernetes or your own
+ * machines. Same flags and outputs as `bertfleet train`, plus where to listen,
+ * the NATS control plane, and how many workers to wait for before step 0;
+ * workers join with `bertfleet worker --coordinator HOST:PORT`.
+ */
+import { parseFlags, intFlag, UsageError } from './args.js';
+import { prepareCoordinator, runAndReport } from './coordinator-run.js';
+import { RUN_HELP, runOptions } from './run-flags.js';
+import { installSignalHandlers } from './signals.js';
+
+const HELP = `usage: bertfleet coordinator [options]
+
+Runs the pipeline (pretraining, finetuning, evaluation) with the gradients of
+every step computed by the workers that join it.
+
+  --listen HOST:PORT    gRPC address for the workers (default 0.0.0.0:50051)
+  --nats URL            nats://HOST:PORT of the control plane (default nats://127.0.0.1:4222)
+  --workers N           workers to wait for before step 0 (default 1)
+${RUN_HELP}`;
+
+export function parseHostPort(raw: string, flag: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(raw);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw new UsageError(`--${flag} must be HOST:PORT (port 0-65535), got "${raw}"`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const values = parseFlags(argv, {
+    ...runOptions,
+    listen: { type: 'string' },
+    nats: { type: 'string' },
+    workers: { type: 'string' },
+  }, HELP);
+  if (!values) return 0;
+  const listen = parseHostPort((values['listen'] as string | undefined) ?? '0.0.0.0:50051', 'listen');
+  const expectedWorkers = intFlag(values, 'workers', { min: 1 }) ?? 1;
+  const prepared = await prepareCoordinator(values, 'coordinator');
+  const signals = installSignalHandlers(prepared.log, { graceMs: 15_000 });
+  try {
+    return await runAndReport(prepared, {
+      listen,
+      natsServers: (values['nats'] as string | undefined) ?? 'nats://127.0.0.1:4222',
+      expectedWorkers,
+      signal: signals.signal,
+    });
+  } catch (err) {
+    if (signals.signal.aborted) {
+      process.stderr.write(`bertfleet coordinator: ${(signals.signal.reason as Error).message}\n`);
+      return signals.exitCode();
+    }
+    throw err;
+  } finally {
+    signals.dispose();
+  }
 }

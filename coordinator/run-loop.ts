@@ -30,6 +30,7 @@ export interface RunInputs {
   log: Logger;
   resume: boolean;
   onStep?: PhaseContext['onStep'];
+  onCheckpoint?: PhaseContext['onCheckpoint'];
   /** Reports phase changes (the distributed run mirrors them into NATS). */
   onPhase?: (phase: TrainPhase | 'evaluate' | 'done', step: number) => Promise<void>;
 }
@@ -84,7 +85,9 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
     outputs.trimStepsFrom(resumed.meta.phase, resumed.meta.step);
   }
   const ctx = (extra: Record<string, unknown>): PhaseContext => ({
-    config, data, executor: inp.executor, outputs, log, runKey: key, extra, ...(inp.onStep ? { onStep: inp.onStep } : {}),
+    config, data, executor: inp.executor, outputs, log, runKey: key, extra,
+    ...(inp.onStep ? { onStep: inp.onStep } : {}),
+    ...(inp.onCheckpoint ? { onCheckpoint: inp.onCheckpoint } : {}),
   });
   let pretrainMetricsResult = (resumed?.meta.extra['pretrain'] as PretrainMetrics | undefined) ?? null;
   let pretrained: Replica | null = null;

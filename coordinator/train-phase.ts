@@ -23,7 +23,18 @@ export interface PhaseContext {
   /** Carried into every trainer state of this phase (e.g. pretraining metrics). */
   extra: Record<string, unknown>;
   /** Called after each step; the CLI draws progress with it. */
-  onStep?: (phase: string, step: number, total: number, loss: number) => void;
+  onStep?: (phase: string, step: number, total: number, loss: number, info: StepInfo) => void;
+  /** Called after each trainer state is written (the distributed run records it in NATS). */
+  onCheckpoint?: (phase: PhaseSetup['phase'], step: number, dir: string) => void;
+}
+
+/** What a step's progress line needs beyond the loss. */
+export interface StepInfo {
+  lr: number;
+  gradNorm: number;
+  sequences: number;
+  /** Wall time of the step, from building its work to its update applied. */
+  durationMs: number;
 }
 
 export function planFor(ctx: Pick<PhaseContext, 'config' | 'data'>, setup: Pick<PhaseSetup, 'phase' | 'dataset'>): DataPlan {
@@ -63,6 +74,7 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
   let windowStart = performance.now();
   let windowSeqs = 0;
   for (let step = setup.startStep; step < total; step++) {
+    const stepStart = performance.now();
     const work = stepWork(ctx, setup, plan, step);
     const outcome = await ctx.executor.runStep(work);
     const { gradNorm, lr } = replica.applyGradient(outcome.grad, step, setup.update);
@@ -82,7 +94,7 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
     }
     ctx.outputs.appendStep(record);
     windowSeqs += s.sequences;
-    ctx.onStep?.(setup.phase, step + 1, total, loss);
+    ctx.onStep?.(setup.phase, step + 1, total, loss, { lr, gradNorm, sequences: s.sequences, durationMs: performance.now() - stepStart });
     if ((step + 1) % ctx.config.logEverySteps === 0 || step + 1 === total) {
       const seconds = (performance.now() - windowStart) / 1000;
       log.info({ step: step + 1, of: total, loss, lr, gradNorm, seqPerSec: windowSeqs / seconds }, 'step done');
@@ -95,6 +107,7 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
         params: replica.params, m: replica.opt.m, v: replica.opt.v,
       }, ctx.config.checkpoint.keep);
       log.info({ step: step + 1, dir }, 'checkpoint written');
+      ctx.onCheckpoint?.(setup.phase, step + 1, dir);
     }
   }
 }

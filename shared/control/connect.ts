@@ -70,6 +70,28 @@ export class ControlConnection {
     await this.statusLoop;
   }
 
+  /**
+   * Like `close()`, but gives up draining after `timeoutMs` and closes at once
+   * (pending publishes are dropped): for shutdowns where nats-server may
+   * already be gone, so a reconnecting connection never keeps a process alive.
+   */
+  async closeWithin(timeoutMs: number): Promise<'drained' | 'closed'> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), timeoutMs);
+    });
+    const drained = this.close().then(() => 'drained' as const, (err: unknown) => {
+      this.log.warn({ err }, 'nats connection did not drain cleanly');
+      return 'failed' as const;
+    });
+    const outcome = await Promise.race([drained, late]);
+    clearTimeout(timer);
+    if (outcome === 'drained') return 'drained';
+    if (!this.nc.isClosed()) await this.nc.close();
+    this.statusIter.stop?.();
+    return 'closed';
+  }
+
   private async forwardStatus(): Promise<void> {
     for await (const s of this.statusIter) {
       const status = toControlStatus(s);

@@ -109,9 +109,14 @@ export class CoordinatorClient {
   /**
    * Waits for the step's reduced gradient and returns it, after checking
    * length, checksum and that it is for `step`: in `into` when given (reuse one
-   * buffer across steps; its length is the expected size), else in a fresh array.
+   * buffer across steps; a function is called when the header arrives, i.e.
+   * once the coordinator has the gradient, and returns the buffer), else in a
+   * fresh array. A buffer's length is the expected size.
    */
-  async pullReduced(req: PullRequest, o: CallOptions & { expectedBytes?: number; into?: Float32Array } = {}): Promise<Float32Array> {
+  async pullReduced(
+    req: PullRequest,
+    o: CallOptions & { expectedBytes?: number; into?: Float32Array | ((header: GradientHeader) => Float32Array) } = {},
+  ): Promise<Float32Array> {
     const stream = this.rpc.serverStream('PullReduced', req, o.timeoutMs ?? this.timeouts.longPollTimeoutMs);
     const { header, gradient } = await collectGradient(stream, {
       ...(o.expectedBytes !== undefined && { expectedBytes: o.expectedBytes }),

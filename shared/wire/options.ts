@@ -32,8 +32,8 @@ export interface ClientOptions extends ChannelTuning {
   chunkBytes?: number;
   /**
    * HTTP/2 receive window of the client: a large one speeds PullReduced ~1.3x
-   * on loopback. grpc-js servers cannot set theirs, so uploads keep HTTP/2's
-   * 64 KiB default.
+   * on loopback. grpc-js servers have no such option; grpc.ts widens the
+   * server's window itself (ServerOptions.flowControlWindowBytes) for uploads.
    */
   flowControlWindowBytes?: number;
 }

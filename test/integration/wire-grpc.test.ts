@@ -5,6 +5,8 @@
  * the wire, unreachable addresses and a clean shutdown.
  */
 import { EventEmitter, once } from 'node:events';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProtocolError, ShapeError, UnreachableError } from '../../shared/errors.js';
 import { silentLogger } from '../../shared/log.js';
@@ -162,6 +164,17 @@ describe('gRPC wire adapter on loopback', () => {
     expect(state.header).toMatchObject({ step: 17, optimizer_json: '{"t":17}', seq: 40 });
     expect([...state.tensors.get('bert.embeddings.word_embeddings.weight')!.values]).toEqual(Array.from({ length: 12 }, (_, i) => Math.fround(i / 3)));
     expect(state.tensors.get('optimizer.step')).toMatchObject({ shape: [], values: Float32Array.of(17) });
+  });
+});
+
+describe('gRPC server flow control', () => {
+  it('widens its HTTP/2 receive window for uploads (grpc-js internals still where expected)', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _enc, done) => void (lines.push(chunk.toString()), done()) });
+    const server = createServer(new TinyCoordinator(), { log: pino({ level: 'debug' }, sink), flowControlWindowBytes: 8 << 20 });
+    await server.startServer('127.0.0.1', 0);
+    await server.stop({ graceMs: 100 });
+    expect(lines.find((l) => l.includes('"msg":"listening"'))).toMatch(/"flowControlWindowBytes":8388608,"widened":true/);
   });
 });
 

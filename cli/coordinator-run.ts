@@ -1,0 +1,69 @@
+/**
+ * The coordinator side shared by `bertfleet coordinator` and `bertfleet
+ * cluster`: the same flags, config, backend and data as `bertfleet train`
+ * (so the same run key, outputs and summary), then the distributed run
+ * (coordinator/main.ts) with the progress bar, and the final summary on stdout.
+ */
+import { RunOutputs } from '../coordinator/outputs.js';
+import { runCoordinator, type CoordinatorOptions } from '../coordinator/main.js';
+import type { BackendInfo } from '../shared/backend/select.js';
+import { runFingerprints, type RunFingerprints } from '../shared/cluster/fingerprints.js';
+import type { RunConfig } from '../shared/config/run-config.js';
+import type { RunData } from '../shared/data/run-data.js';
+import { createRootLogger, type Logger } from '../shared/log.js';
+import type { BertConfig } from '../shared/model/config.js';
+import { startBackend } from './backend-flags.js';
+import { createStepProgress } from './progress.js';
+import { defaultOutputDir } from './run-flags.js';
+import { prepareRun } from './run-setup.js';
+import { formatSummary } from './summary.js';
+import { resolveRunConfig } from './train.js';
+
+export interface PreparedRun {
+  config: RunConfig;
+  outputs: RunOutputs;
+  resume: boolean;
+  progress: boolean;
+  log: Logger;
+  logLevel: string;
+  backend: BackendInfo;
+  bert: BertConfig;
+  data: RunData;
+  fingerprints: RunFingerprints;
+}
+
+/** Everything checked and loaded before anything is started or written. */
+export async function prepareCoordinator(values: Record<string, unknown>, service: string): Promise<PreparedRun> {
+  const outputs = new RunOutputs((values['output'] as string | undefined) ?? defaultOutputDir());
+  const config = resolveRunConfig(values, outputs);
+  const logLevel = (values['log-level'] as string | undefined) ?? 'info';
+  const log = createRootLogger({ service, level: logLevel, fd: 2 });
+  const progress = values['no-progress'] !== true;
+  const backend = await startBackend({ name: config.backend, blasThreads: config.blasThreads }, log);
+  const { bert, data } = await prepareRun(config, log, progress);
+  return {
+    config, outputs, resume: values['resume'] === true, progress, log, logLevel, backend, bert, data,
+    fingerprints: runFingerprints(bert, data, backend),
+  };
+}
+
+export type DistributedParts = Pick<CoordinatorOptions, 'listen' | 'natsServers' | 'expectedWorkers' | 'onListening' | 'onExecutor' | 'signal'>;
+
+/** Runs the pipeline through the workers and prints the same summary as `train`. */
+export async function runAndReport(p: PreparedRun, parts: DistributedParts): Promise<number> {
+  if (!p.resume) p.outputs.create(p.config);
+  p.log.info({ output: p.outputs.dir, backend: p.backend.name, model: p.config.model, seed: p.config.seed, workers: parts.expectedWorkers }, 'run started');
+  const bar = createStepProgress(p.progress);
+  try {
+    const { metrics } = await runCoordinator({
+      config: p.config, bert: p.bert, data: p.data.datasets, fingerprints: p.fingerprints, outputs: p.outputs, resume: p.resume, log: p.log,
+      ...parts,
+      onStep: (phase, step, total, loss) => bar.update(phase, step, total, loss),
+    });
+    bar.stop();
+    process.stdout.write(`${formatSummary(metrics, p.outputs.dir)}\n`);
+    return 0;
+  } finally {
+    bar.stop();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * A task as one worker sees it: the Assignment message with only that
+ * worker's block (its micro-batches and the subtrees it uploads, or its eval
+ * chunks). Workers outside the task's partition get the task with no work: for
+ * a training step they still pull and apply the reduced gradient.
+ *
+ * Knows the wire message shapes, nothing of gRPC.
+ */
+import type { Assignment } from '../shared/wire/messages.js';
+import type { Task } from './task-log.js';
+
+const EMPTY: Omit<Assignment, 'run_id' | 'kind' | 'seq' | 'membership_version'> = {
+  phase: '',
+  step: 0,
+  micro_batch_size: 0,
+  num_micro_batches: 0,
+  subtrees: [],
+  dataset: '',
+  micro_batches: [],
+  counts: null,
+  eval_chunks: [],
+  stop_reason: '',
+};
+
+/** `task` for `workerId`; null (no task yet) is an 'idle' reply: poll again. */
+export function assignmentFor(task: Task | null, workerId: string, runId: string, membershipVersion: number): Assignment {
+  if (task === null) return { ...EMPTY, run_id: runId, kind: 'idle', seq: 0, membership_version: membershipVersion };
+  const base = { ...EMPTY, run_id: runId, seq: task.seq, membership_version: task.membershipVersion };
+  if (task.kind === 'stop') return { ...base, kind: 'stop', stop_reason: task.detail === '' ? task.reason : `${task.reason}: ${task.detail}` };
+  const block = task.blocks.find((b) => b.workerId === workerId);
+  if (task.kind === 'eval') {
+    const eval_chunks = block === undefined
+      ? []
+      : task.chunks.slice(block.range.lo, block.range.hi).map((examples, k) => ({ index: block.range.lo + k, examples: [...examples] }));
+    return { ...base, kind: 'eval', phase: task.phase, step: task.step, dataset: task.dataset, eval_chunks };
+  }
+  const micro_batches = block === undefined
+    ? []
+    : task.microBatches.slice(block.range.lo, block.range.hi).map((m) => ({ index: m.index, examples: [...m.examples], dropout_seed: m.dropoutSeed }));
+  return {
+    ...base,
+    kind: 'train',
+    phase: task.phase,
+    step: task.step,
+    dataset: task.dataset,
+    micro_batch_size: task.microBatchSize,
+    num_micro_batches: task.microBatches.length,
+    micro_batches,
+    subtrees: block?.subtrees.map((r) => ({ ...r })) ?? [],
+    counts: {
+      sequences: task.counts.sequences,
+      masked_tokens: task.counts.maskedTokens ?? 0,
+      has_masked_tokens: task.counts.maskedTokens !== undefined,
+    },
+  };
+}

@@ -1,0 +1,194 @@
+/**
+ * The Coordinator gRPC service: the workers' door into the distributed
+ * executor's state. Each handler checks who is calling (registered, not left;
+ * any call counts as a sign of life), validates what it sends, and turns it
+ * into a call on the executor; refusals are bertfleet errors, which the gRPC
+ * adapter maps to status codes (shared/wire/status-codes.ts). Refused uploads
+ * and registrations are logged at warn with the worker and the reason.
+ *
+ * Knows the wire messages, not grpc-js; knows nothing of NATS.
+ */
+import { checkFingerprints } from '../shared/cluster/fingerprints.js';
+import { decodeIndexedStats, decodeStats } from '../shared/cluster/stats-json.js';
+import { ProtocolError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { isTrainPhase, type TrainPhase } from '../shared/training/phase-settings.js';
+import { collectGradient, gradientChunks } from '../shared/wire/chunks.js';
+import {
+  PROTOCOL_VERSION,
+  type Assignment,
+  type AssignmentRequest,
+  type ChecksumReply,
+  type ChecksumRequest,
+  type Empty,
+  type EvalAck,
+  type EvalResults,
+  type GradientChunk,
+  type HeartbeatReply,
+  type HeartbeatRequest,
+  type MetricsRequest,
+  type PullRequest,
+  type PushAck,
+  type RegisterReply,
+  type RegisterRequest,
+  type RunConfigReply,
+  type RunConfigRequest,
+  type StateChunk,
+  type StateRequest,
+} from '../shared/wire/messages.js';
+import type { CallContext, CoordinatorHandlers } from '../shared/wire/service.js';
+import { stateChunks } from '../shared/wire/state-payload.js';
+import { assignmentFor } from './assignment-message.js';
+import type { DistributedExecutor } from './distributed-executor.js';
+import type { StepReduction } from './step-reduction.js';
+
+const WORKER_ID = /^[A-Za-z0-9_.-]{1,128}$/;
+
+function trainPhase(phase: string, what: string): TrainPhase {
+  if (!isTrainPhase(phase)) throw new ProtocolError(`${what}: expected phase pretrain or finetune, got ${JSON.stringify(phase)}`);
+  return phase;
+}
+
+export interface ServiceOptions {
+  log: Logger;
+  /** How long NextAssignment waits before answering 'idle'. */
+  pollMs?: number;
+  nowMs?: () => number;
+}
+
+export class CoordinatorService implements CoordinatorHandlers {
+  private readonly log: Logger;
+  private readonly pollMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly ex: DistributedExecutor,
+    opts: ServiceOptions,
+  ) {
+    this.log = opts.log.child({ component: 'service' });
+    this.pollMs = opts.pollMs ?? 20_000;
+    this.now = opts.nowMs ?? Date.now;
+  }
+
+  private get runId(): string {
+    return this.ex.opts.runId;
+  }
+
+  private touch(workerId: string): void {
+    this.ex.membership.touch(workerId, this.now());
+  }
+
+  async getRunConfig(req: RunConfigRequest): Promise<RunConfigReply> {
+    if (req.protocol_version !== PROTOCOL_VERSION) {
+      const err = new ProtocolError(`worker ${req.worker_id}: protocol_version differs: expected ${PROTOCOL_VERSION}, got ${req.protocol_version}`);
+      this.log.warn({ workerId: req.worker_id, err }, 'worker refused');
+      throw err;
+    }
+    return { run_id: this.runId, protocol_version: PROTOCOL_VERSION, run_config_json: this.ex.runConfigJson };
+  }
+
+  async register(req: RegisterRequest): Promise<RegisterReply> {
+    try {
+      if (!WORKER_ID.test(req.worker_id)) throw new ProtocolError(`worker_id must be 1-128 characters of [A-Za-z0-9_.-], got ${JSON.stringify(req.worker_id)}`);
+      checkFingerprints(this.ex.opts.fingerprints, req, `registration of worker ${req.worker_id} refused`);
+    } catch (err) {
+      this.log.warn({ workerId: req.worker_id, hostname: req.hostname, pid: req.pid, err }, 'worker refused');
+      throw err;
+    }
+    this.ex.membership.register(req.worker_id, req.hostname, req.pid, this.now());
+    const { phase, step } = this.ex.currentPhase();
+    return {
+      run_id: this.runId,
+      protocol_version: PROTOCOL_VERSION,
+      current_step: step,
+      phase,
+      needs_state: true,
+      heartbeat_interval_ms: this.ex.opts.config.cluster.heartbeatIntervalMs,
+      membership_version: this.ex.membership.version,
+    };
+  }
+
+  async nextAssignment(req: AssignmentRequest, ctx: CallContext): Promise<Assignment> {
+    this.touch(req.worker_id);
+    const task = await this.ex.tasks.waitAfter(req.after_seq, this.pollMs, ctx.signal);
+    this.touch(req.worker_id);
+    if (task !== null) this.ex.notePolled(req.worker_id, task.seq);
+    return assignmentFor(task, req.worker_id, this.runId, this.ex.membership.version);
+  }
+
+  async pushGradient(chunks: AsyncIterable<GradientChunk>): Promise<PushAck> {
+    let reduction: StepReduction | null = null;
+    let who: Record<string, unknown> = {};
+    try {
+      const { header, gradient } = await collectGradient(chunks, {
+        into: (h) => {
+          who = { workerId: h.worker_id, phase: h.phase, step: h.step, range: h.range };
+          this.touch(h.worker_id);
+          reduction = this.ex.reductionFor(h.worker_id, h.phase, h.step);
+          reduction.checkUpload(h.worker_id, h.range);
+          return new Float32Array(this.ex.paramCount());
+        },
+      });
+      const stats = decodeIndexedStats(header.stats_json, `upload of step ${header.step} from ${header.worker_id}`);
+      reduction!.accept(header.worker_id, header.range!, gradient, stats);
+      this.log.debug({ ...who, bytes: gradient.byteLength }, 'partial sum received');
+      return { step: header.step, range: header.range, received_bytes: gradient.byteLength };
+    } catch (err) {
+      this.log.warn({ ...who, err }, 'upload rejected');
+      throw err;
+    }
+  }
+
+  async *pullReduced(req: PullRequest, ctx: CallContext): AsyncIterable<GradientChunk> {
+    this.touch(req.worker_id);
+    const phase = trainPhase(req.phase, `PullReduced from ${req.worker_id}`);
+    const { grad, microBatches } = await this.ex.reduced.get(phase, req.step, ctx.signal);
+    yield* gradientChunks({ worker_id: '', step: req.step, phase, range: { lo: 0, hi: microBatches }, stats_json: '' }, grad);
+    this.ex.reduced.pulled(phase, req.step, req.worker_id);
+  }
+
+  async heartbeat(req: HeartbeatRequest): Promise<HeartbeatReply> {
+    this.touch(req.worker_id);
+    const { phase, step } = this.ex.currentPhase();
+    return { coordinator_step: step, phase, drain: false };
+  }
+
+  async pushEvalResults(req: EvalResults): Promise<EvalAck> {
+    this.touch(req.worker_id);
+    const run = this.ex.evalFor(req.worker_id, req.seq);
+    const what = (i: number): string => `eval chunk ${i} of task ${req.seq} from ${req.worker_id}`;
+    const results = req.results.map((r) => ({ index: r.index, stats: decodeStats(r.stats_json, what(r.index)), predictions: Int32Array.from(r.predictions) }));
+    return { seq: req.seq, accepted: run.accept(req.worker_id, results) };
+  }
+
+  async *fetchState(req: StateRequest, ctx: CallContext): AsyncIterable<StateChunk> {
+    this.touch(req.worker_id);
+    const packed = await this.ex.stateFor(req.phase, ctx.signal);
+    this.log.info({ workerId: req.worker_id, phase: packed.header.phase, step: packed.header.step, seq: packed.header.seq, bytes: packed.payload.byteLength }, 'serving state');
+    yield* stateChunks(packed.header, packed.payload);
+    this.ex.membership.markTraining(req.worker_id);
+  }
+
+  async reportChecksum(req: ChecksumRequest): Promise<ChecksumReply> {
+    this.touch(req.worker_id);
+    const phase = trainPhase(req.phase, `ReportChecksum from ${req.worker_id}`);
+    const r = this.ex.checksums.report(req.worker_id, phase, req.step, req.checksum);
+    this.log.debug({ workerId: req.worker_id, phase, step: req.step, match: r.match, compared: r.reference !== '' }, 'checksum reported');
+    return { match: r.match, reference_checksum: r.reference };
+  }
+
+  async reportMetrics(req: MetricsRequest): Promise<Empty> {
+    this.touch(req.worker_id);
+    let fields: unknown;
+    try {
+      fields = JSON.parse(req.json);
+    } catch (err) {
+      throw new ProtocolError(`ReportMetrics from ${req.worker_id}: expected a JSON object, got ${JSON.stringify(req.json.slice(0, 80))}`, { cause: err });
+    }
+    if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
+      throw new ProtocolError(`ReportMetrics from ${req.worker_id}: expected a JSON object, got ${req.json.slice(0, 80)}`);
+    }
+    this.log.info({ workerId: req.worker_id, step: req.step, ...fields }, 'worker timings');
+    return {};
+  }
+}

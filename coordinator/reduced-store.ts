@@ -1,0 +1,125 @@
+/**
+ * Reduced gradients waiting to be pulled, by (phase, step). A pull for a step
+ * not reduced yet waits for it; a pull for a step no longer kept is refused,
+ * and the worker resynchronises from the state instead. An entry goes once
+ * every worker expected to pull it has, or when newer ones push it out
+ * (`keep`); the newest entry always stays, for a worker that joins late.
+ *
+ * Knows nothing of gRPC.
+ */
+import { ProtocolError } from '../shared/errors.js';
+import type { TrainPhase } from '../shared/training/phase-settings.js';
+import { Waiters } from './waiters.js';
+
+interface Entry {
+  order: number;
+  label: string;
+  grad: Float32Array;
+  microBatches: number;
+  pullers: Set<string>;
+}
+
+const PHASE_ORDER: Record<TrainPhase, number> = { pretrain: 0, finetune: 1 };
+
+/** A total order over (phase, step). */
+export function stepOrder(phase: TrainPhase, step: number): number {
+  return PHASE_ORDER[phase] * 2 ** 40 + step;
+}
+
+export class ReducedStore {
+  private readonly entries = new Map<number, Entry>();
+  private readonly waiters = new Map<number, Set<() => void>>();
+  private readonly pulls = new Waiters();
+  private newest = -1;
+
+  constructor(private readonly keep = 4) {}
+
+  put(phase: TrainPhase, step: number, microBatches: number, grad: Float32Array, pullers: Iterable<string>): void {
+    const order = stepOrder(phase, step);
+    this.entries.set(order, { order, label: `${phase} step ${step}`, grad, microBatches, pullers: new Set(pullers) });
+    this.newest = Math.max(this.newest, order);
+    const sorted = [...this.entries.keys()].sort((a, b) => a - b);
+    while (sorted.length > this.keep) this.entries.delete(sorted.shift()!);
+    for (const w of this.waiters.get(order) ?? []) w();
+    this.waiters.delete(order);
+  }
+
+  /** The reduced gradient of (phase, step) and its M, waiting while it is still to come. */
+  async get(phase: TrainPhase, step: number, signal: AbortSignal): Promise<{ grad: Float32Array; microBatches: number }> {
+    const order = stepOrder(phase, step);
+    for (;;) {
+      const e = this.entries.get(order);
+      if (e !== undefined) return { grad: e.grad, microBatches: e.microBatches };
+      if (order <= this.newest) {
+        throw new ProtocolError(`reduced gradient of ${phase} step ${step} is no longer kept (oldest kept: ${this.describeOldest()}); fetch the state`);
+      }
+      await this.arrival(order, signal);
+    }
+  }
+
+  /** Notes that `workerId` has the step; drops the entry when nobody else needs it. */
+  pulled(phase: TrainPhase, step: number, workerId: string): void {
+    const order = stepOrder(phase, step);
+    const e = this.entries.get(order);
+    if (e === undefined) return;
+    e.pullers.delete(workerId);
+    if (e.pullers.size === 0 && order !== this.newest) this.entries.delete(order);
+    this.pulls.wake();
+  }
+
+  /** A worker that left will not pull: stop waiting for it. */
+  forget(workerId: string): void {
+    for (const e of [...this.entries.values()]) {
+      e.pullers.delete(workerId);
+      if (e.pullers.size === 0 && e.order !== this.newest) this.entries.delete(e.order);
+    }
+    this.pulls.wake();
+  }
+
+  /**
+   * Waits until every expected worker has pulled (phase, step), at most
+   * `timeoutMs`; true when they all did. The coordinator holds its own update
+   * back meanwhile, so the downloads do not wait behind it for the thread.
+   */
+  async pulledByAll(phase: TrainPhase, step: number, timeoutMs: number): Promise<boolean> {
+    const order = stepOrder(phase, step);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const e = this.entries.get(order);
+      if (e === undefined || e.pullers.size === 0) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await this.pulls.next(left);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  private describeOldest(): string {
+    const oldest = Math.min(...this.entries.keys());
+    return this.entries.get(oldest)?.label ?? 'none';
+  }
+
+  private arrival(order: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const set = this.waiters.get(order) ?? new Set<() => void>();
+      this.waiters.set(order, set);
+      const done = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        set.delete(done);
+        reject(signal.reason);
+      };
+      set.add(done);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
