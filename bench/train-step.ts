@@ -37,8 +37,8 @@ const replica = Replica.fromValues(specs, initParams(bert, specs, 1));
 const batches: PretrainArrays[] = [0, 1, 2, 3].map((i) => {
   const b = randomPretrainBatch(bert.vocab_size, batchSize, seq, Number(values.masked), 100 + i);
   b.inputMask.fill(1); // full-length sequences, as the PyTorch reference uses
-  b.maskedWeights.fill(1);
-  for (let r = 0; r < batchSize; r++) for (let k = 0; k < b.maxPredictions; k++) b.maskedPositions[r * b.maxPredictions + k] = 1 + k * 5;
+  b.maskedLmWeights.fill(1);
+  for (let r = 0; r < batchSize; r++) for (let k = 0; k < b.maxPredictions; k++) b.maskedLmPositions[r * b.maxPredictions + k] = 1 + k * 5;
   return b;
 });
 const update = { adamW: { beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01 }, clipNorm: 1, schedule: { peakLr: 1e-4, warmupSteps: 0, totalSteps: 1000 } };

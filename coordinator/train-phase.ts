@@ -59,7 +59,7 @@ function stepWork(ctx: PhaseContext, setup: PhaseSetup, plan: DataPlan, step: nu
     // The MLM loss is normalised by the global batch's real masked tokens, known before any gradient.
     const all = microBatches.flatMap((m) => m.examples);
     const b = sourceOf(ctx.data, setup.dataset).batch(all) as PretrainArrays;
-    counts.maskedTokens = b.maskedWeights.reduce((a, w) => a + w, 0);
+    counts.maskedTokens = b.maskedLmWeights.reduce((a, w) => a + w, 0);
   }
   return { phase: setup.phase, step, dataset: setup.dataset, microBatches, counts };
 }

@@ -28,13 +28,7 @@ function pretrainSource(ds: PretrainDataset): BatchSource {
   return {
     size: ds.size,
     batch(indices): PretrainArrays {
-      const b = ds.gather(indices);
-      return {
-        kind: 'pretrain', size: b.size, seqLength: b.seqLength, maxPredictions: b.maxPredictions,
-        inputIds: b.inputIds, inputMask: b.inputMask, segmentIds: b.segmentIds,
-        maskedPositions: b.maskedLmPositions, maskedIds: b.maskedLmIds, maskedWeights: b.maskedLmWeights,
-        nspLabels: b.nextSentenceLabels,
-      };
+      return { kind: 'pretrain', ...ds.gather(indices) };
     },
   };
 }

@@ -4,21 +4,11 @@
  * caller disposes them (or runs inside `tf.tidy`).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { PretrainBatch } from '../data/pretrain-record.js';
 import type { ClassificationBatch, PretrainingBatch } from '../model/losses.js';
 
-export interface PretrainArrays {
-  kind: 'pretrain';
-  size: number; // sequences
-  seqLength: number;
-  maxPredictions: number;
-  inputIds: Int32Array; // [size, seq]
-  inputMask: Int32Array; // [size, seq]
-  segmentIds: Int32Array; // [size, seq]
-  maskedPositions: Int32Array; // [size, P]
-  maskedIds: Int32Array; // [size, P]
-  maskedWeights: Float32Array; // [size, P]
-  nspLabels: Int32Array; // [size]
-}
+/** A pretraining batch as the data cache gives it (see shared/data/pretrain-record.ts), tagged. */
+export type PretrainArrays = PretrainBatch & { kind: 'pretrain' };
 
 export interface ClassifyArrays {
   kind: 'classify';
@@ -39,10 +29,10 @@ export function pretrainTensors(b: PretrainArrays): PretrainingBatch {
     inputIds: tf.tensor2d(b.inputIds, s, 'int32'),
     tokenTypeIds: tf.tensor2d(b.segmentIds, s, 'int32'),
     attentionMask: tf.tensor2d(Float32Array.from(b.inputMask), s, 'float32'),
-    maskedPositions: tf.tensor2d(b.maskedPositions, p, 'int32'),
-    maskedIds: tf.tensor2d(b.maskedIds, p, 'int32'),
-    maskedWeights: tf.tensor2d(b.maskedWeights, p, 'float32'),
-    nspLabels: tf.tensor1d(b.nspLabels, 'int32'),
+    maskedPositions: tf.tensor2d(b.maskedLmPositions, p, 'int32'),
+    maskedIds: tf.tensor2d(b.maskedLmIds, p, 'int32'),
+    maskedWeights: tf.tensor2d(b.maskedLmWeights, p, 'float32'),
+    nspLabels: tf.tensor1d(b.nextSentenceLabels, 'int32'),
   };
 }
 
@@ -59,7 +49,7 @@ export function classifyTensors(b: ClassifyArrays): ClassificationBatch {
 /** Real masked tokens in a pretraining batch (the MLM loss's normaliser). */
 export function maskedTokenCount(b: PretrainArrays): number {
   let n = 0;
-  for (let i = 0; i < b.maskedWeights.length; i++) n += b.maskedWeights[i]!;
+  for (let i = 0; i < b.maskedLmWeights.length; i++) n += b.maskedLmWeights[i]!;
   return n;
 }
 

@@ -31,7 +31,7 @@ function lossAndStats(c: BertConfig, p: Params, b: BatchArrays, counts: GlobalCo
   if (b.kind === 'pretrain') {
     const out = pretrainingLoss(c, p, pretrainTensors(b), counts, { training, dropoutSeed: seed });
     let masked = 0;
-    for (let i = 0; i < b.maskedWeights.length; i++) masked += b.maskedWeights[i]!;
+    for (let i = 0; i < b.maskedLmWeights.length; i++) masked += b.maskedLmWeights[i]!;
     return { loss: out.loss, stats: [out.mlmLossSum, out.nspLossSum, out.mlmCorrect, out.nspCorrect], masked };
   }
   const out = classificationLoss(c, p, classifyTensors(b), counts, { training, dropoutSeed: seed });

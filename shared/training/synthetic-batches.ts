@@ -7,8 +7,8 @@ export function randomPretrainBatch(vocab: number, size: number, seq: number, ma
   const b: PretrainArrays = {
     kind: 'pretrain', size, seqLength: seq, maxPredictions: maxPred,
     inputIds: new Int32Array(size * seq), inputMask: new Int32Array(size * seq), segmentIds: new Int32Array(size * seq),
-    maskedPositions: new Int32Array(size * maxPred), maskedIds: new Int32Array(size * maxPred),
-    maskedWeights: new Float32Array(size * maxPred), nspLabels: new Int32Array(size),
+    maskedLmPositions: new Int32Array(size * maxPred), maskedLmIds: new Int32Array(size * maxPred),
+    maskedLmWeights: new Float32Array(size * maxPred), nextSentenceLabels: new Int32Array(size),
   };
   for (let r = 0; r < size; r++) {
     const len = seq - rng.below(seq / 2);
@@ -19,11 +19,11 @@ export function randomPretrainBatch(vocab: number, size: number, seq: number, ma
     }
     const preds = 1 + rng.below(maxPred);
     for (let k = 0; k < preds; k++) {
-      b.maskedPositions[r * maxPred + k] = 1 + k;
-      b.maskedIds[r * maxPred + k] = 5 + rng.below(vocab - 5);
-      b.maskedWeights[r * maxPred + k] = 1;
+      b.maskedLmPositions[r * maxPred + k] = 1 + k;
+      b.maskedLmIds[r * maxPred + k] = 5 + rng.below(vocab - 5);
+      b.maskedLmWeights[r * maxPred + k] = 1;
     }
-    b.nspLabels[r] = rng.below(2);
+    b.nextSentenceLabels[r] = rng.below(2);
   }
   return b;
 }
@@ -34,7 +34,7 @@ export function sliceBatch(b: PretrainArrays, lo: number, hi: number): PretrainA
   return {
     ...b, size: hi - lo,
     inputIds: b.inputIds.slice(lo * s, hi * s), inputMask: b.inputMask.slice(lo * s, hi * s), segmentIds: b.segmentIds.slice(lo * s, hi * s),
-    maskedPositions: b.maskedPositions.slice(lo * p, hi * p), maskedIds: b.maskedIds.slice(lo * p, hi * p),
-    maskedWeights: b.maskedWeights.slice(lo * p, hi * p), nspLabels: b.nspLabels.slice(lo, hi),
+    maskedLmPositions: b.maskedLmPositions.slice(lo * p, hi * p), maskedLmIds: b.maskedLmIds.slice(lo * p, hi * p),
+    maskedLmWeights: b.maskedLmWeights.slice(lo * p, hi * p), nextSentenceLabels: b.nextSentenceLabels.slice(lo, hi),
   };
 }

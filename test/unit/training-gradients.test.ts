@@ -44,7 +44,7 @@ describe('micro-batch gradients', () => {
   it('sums micro-batch gradients to the whole batch gradient', () => {
     const params = paramsToTensors(specs, initParams(config, specs, 2));
     const batch: PretrainArrays = randomPretrainBatch(config.vocab_size, 8, 16, 3, 9);
-    const masked = batch.maskedWeights.reduce((a, b) => a + b, 0);
+    const masked = batch.maskedLmWeights.reduce((a, b) => a + b, 0);
     const counts = { sequences: 8, maskedTokens: masked };
     const whole = microBatchGradient(config, layout, params, batch, counts, 5).grad;
     const a = microBatchGradient(config, layout, params, sliceBatch(batch, 0, 4), counts, 5).grad;
