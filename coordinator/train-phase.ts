@@ -7,7 +7,7 @@
 import type { Logger } from '../shared/log.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { saveTrainerState } from '../shared/checkpoint/trainer-state.js';
-import { sourceOf, type PretrainArrays, type RunDatasets } from '../shared/training/batches.js';
+import { maskedTokenCount, sourceOf, type PretrainArrays, type RunDatasets } from '../shared/training/batches.js';
 import { DataPlan, dropoutSeed } from '../shared/training/data-plan.js';
 import { sumStats } from '../shared/training/metrics.js';
 import type { PhaseSetup, StepExecutor, StepWork } from './executor.js';
@@ -59,7 +59,7 @@ function stepWork(ctx: PhaseContext, setup: PhaseSetup, plan: DataPlan, step: nu
     // The MLM loss is normalised by the global batch's real masked tokens, known before any gradient.
     const all = microBatches.flatMap((m) => m.examples);
     const b = sourceOf(ctx.data, setup.dataset).batch(all) as PretrainArrays;
-    counts.maskedTokens = b.maskedLmWeights.reduce((a, w) => a + w, 0);
+    counts.maskedTokens = maskedTokenCount(b);
   }
   return { phase: setup.phase, step, dataset: setup.dataset, microBatches, counts };
 }

@@ -9,7 +9,7 @@ import '../backend/register-gradients.js';
 import type { Params } from '../model/bert.js';
 import type { BertConfig } from '../model/config.js';
 import { classificationLoss, pretrainingLoss, type GlobalCounts } from '../model/losses.js';
-import { classifyTensors, pretrainTensors, type BatchArrays } from './batches.js';
+import { classifyTensors, maskedTokenCount, pretrainTensors, type BatchArrays } from './batches.js';
 import type { FlatLayout } from './flat.js';
 
 /** Sums over a micro-batch; added up (in tree order) over the global batch. */
@@ -30,9 +30,7 @@ export interface MicroResult {
 function lossAndStats(c: BertConfig, p: Params, b: BatchArrays, counts: GlobalCounts, training: boolean, seed: number) {
   if (b.kind === 'pretrain') {
     const out = pretrainingLoss(c, p, pretrainTensors(b), counts, { training, dropoutSeed: seed });
-    let masked = 0;
-    for (let i = 0; i < b.maskedLmWeights.length; i++) masked += b.maskedLmWeights[i]!;
-    return { loss: out.loss, stats: [out.mlmLossSum, out.nspLossSum, out.mlmCorrect, out.nspCorrect], masked };
+    return { loss: out.loss, stats: [out.mlmLossSum, out.nspLossSum, out.mlmCorrect, out.nspCorrect], masked: maskedTokenCount(b) };
   }
   const out = classificationLoss(c, p, classifyTensors(b), counts, { training, dropoutSeed: seed });
   const correct = tf.sum(tf.cast(tf.equal(tf.argMax(out.logits, 1), tf.tensor1d(b.labels, 'int32')), 'float32'));

@@ -4,8 +4,8 @@
  * worker, the coordinator's own copy) applies the same reduced gradient with
  * the same code, so they stay byte-identical.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { Params } from '../model/bert.js';
+import { disposeParams, paramsToTensors } from '../model/param-tensors.js';
 import type { ParamSpec } from '../model/params.js';
 import { clipByGlobalNorm } from './clip.js';
 import { checksum, FlatLayout } from './flat.js';
@@ -46,13 +46,7 @@ export class Replica {
 
   /** The model's view of the current parameters (rebuilt lazily after an update). */
   paramTensors(): Params {
-    if (!this.tensors) {
-      const out: Record<string, tf.Tensor> = {};
-      this.layout.specs.forEach((s) => {
-        out[s.name] = tf.tensor(this.layout.view(this.params, s.name), [...s.shape], 'float32');
-      });
-      this.tensors = out;
-    }
+    if (!this.tensors) this.tensors = paramsToTensors(this.layout.specs, this.layout.unpack(this.params));
     return this.tensors;
   }
 
@@ -75,7 +69,7 @@ export class Replica {
   }
 
   releaseTensors(): void {
-    if (this.tensors) tf.dispose(Object.values(this.tensors));
+    if (this.tensors) disposeParams(this.tensors);
     this.tensors = null;
   }
 }
