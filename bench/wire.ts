@@ -45,6 +45,7 @@ function benchCoordinator(): CoordinatorHandlers {
     heartbeat: async () => unused(),
     reportChecksum: async () => unused(),
     reportMetrics: async () => ({}),
+    leave: async () => ({ reassigned: 0 }),
     fetchState: () => unused(),
     pushGradient: async (chunks: AsyncIterable<GradientChunk>) => {
       // A coordinator keeps one buffer per (range, size) and reuses it every step.

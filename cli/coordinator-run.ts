@@ -6,6 +6,7 @@
  */
 import { RunOutputs } from '../coordinator/outputs.js';
 import { runCoordinator, type CoordinatorOptions } from '../coordinator/main.js';
+import { refuseIfOutputLocked } from '../coordinator/ownership.js';
 import type { BackendInfo } from '../shared/backend/select.js';
 import { runFingerprints, type RunFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
@@ -35,6 +36,8 @@ export interface PreparedRun {
 /** Everything checked and loaded before anything is started or written. */
 export async function prepareCoordinator(values: Record<string, unknown>, service: string): Promise<PreparedRun> {
   const outputs = new RunOutputs((values['output'] as string | undefined) ?? defaultOutputDir());
+  // A folder another coordinator is using is refused naming it, before "not empty" or a long data load.
+  refuseIfOutputLocked(outputs.dir);
   const config = resolveRunConfig(values, outputs);
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   const log = createRootLogger({ service, level: logLevel, fd: 2 });
@@ -51,7 +54,7 @@ export type DistributedParts = Pick<CoordinatorOptions, 'listen' | 'natsServers'
 
 /** Runs the pipeline through the workers and prints the same summary as `train`. */
 export async function runAndReport(p: PreparedRun, parts: DistributedParts): Promise<number> {
-  if (!p.resume) p.outputs.create(p.config);
+  // runCoordinator creates the folder's run config once it holds the folder's lock and the run's lease.
   p.log.info({ output: p.outputs.dir, backend: p.backend.name, model: p.config.model, seed: p.config.seed, workers: parts.expectedWorkers }, 'run started');
   const bar = createStepProgress(p.progress);
   try {

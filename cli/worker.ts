@@ -5,12 +5,22 @@
  * Kubernetes and your own machines; `bertfleet cluster` starts these itself.
  */
 import { hostname } from 'node:os';
-import { createRootLogger } from '../shared/log.js';
+import { createRootLogger, type Logger } from '../shared/log.js';
+import { ComputeHost } from '../worker/compute-host.js';
 import { runWorker } from '../worker/main.js';
-import { parseFlags, requiredString } from './args.js';
-import { BACKEND_NAMES, backendChoice, backendOptions, startBackend } from './backend-flags.js';
-import { prepareRun } from './run-setup.js';
-import { installSignalHandlers } from './signals.js';
+import { parseFlags, requiredString, UsageError } from './args.js';
+import { BACKEND_NAMES, backendChoice, backendOptions } from './backend-flags.js';
+
+/** Test hook (fault-injection tests, the soak): makes this worker a straggler. */
+const DELAY_ENV = 'BERTFLEET_TEST_DELAY_MS_PER_MICRO_BATCH';
+
+function testDelayMs(): number {
+  const raw = process.env[DELAY_ENV];
+  if (raw === undefined || raw === '') return 0;
+  const ms = Number(raw);
+  if (!(Number.isInteger(ms) && ms >= 0)) throw new UsageError(`${DELAY_ENV} must be a whole number of ms >= 0, got "${raw}"`);
+  return ms;
+}
 
 const HELP = `usage: bertfleet worker --coordinator HOST:PORT [options]
 
@@ -24,7 +34,40 @@ match the coordinator's (same backend, same OpenBLAS threads).
                            given micro-batches in id order
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default: the run config's)
   --blas-threads N         OpenBLAS threads for wasm-blas (default: the run config's)
-  --log-level LEVEL        pino level (default info); logs are JSON lines on stderr`;
+  --log-level LEVEL        pino level (default info); logs are JSON lines on stderr
+
+SIGTERM drains the worker: it finishes and uploads the share in hand, leaves the
+run (reason drained) and exits 0; the coordinator gives later steps to the others.
+SIGINT (or a second signal) stops it at once.`;
+
+/** SIGTERM drains, SIGINT (or any second signal) stops now; only this entry point installs them. */
+function workerSignals(log: Logger): { drain: AbortSignal; stop: AbortSignal; exitCode: () => number; dispose: () => void } {
+  const drain = new AbortController();
+  const stop = new AbortController();
+  let code = 0;
+  const handler = (sig: NodeJS.Signals): void => {
+    if (sig === 'SIGTERM' && !drain.signal.aborted && !stop.signal.aborted) {
+      log.info({ signal: sig }, 'draining: finishing the share in hand, then leaving');
+      drain.abort(new Error('drain requested (SIGTERM)'));
+      return;
+    }
+    if (stop.signal.aborted) process.exit(code);
+    code = sig === 'SIGINT' ? 130 : 143;
+    log.info({ signal: sig }, 'stopping now');
+    stop.abort(new Error(`interrupted by ${sig}`));
+    setTimeout(() => process.exit(code), 1_000).unref();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    drain: drain.signal, stop: stop.signal, exitCode: () => code,
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
 
 export async function run(argv: string[]): Promise<number> {
   const values = parseFlags(argv, {
@@ -37,26 +80,32 @@ export async function run(argv: string[]): Promise<number> {
   if (!values) return 0;
   const coordinator = requiredString(values, 'coordinator');
   const workerId = (values['worker-id'] as string | undefined) ?? `${hostname()}-${process.pid}`;
-  const log = createRootLogger({ service: 'worker', level: (values['log-level'] as string) ?? 'info', fd: 2, bindings: { workerId } });
-  const signals = installSignalHandlers(log, { graceMs: 1_000 });
+  const logLevel = (values['log-level'] as string | undefined) ?? 'info';
+  const delayMs = testDelayMs();
+  const log = createRootLogger({ service: 'worker', level: logLevel, fd: 2, bindings: { workerId } });
+  const signals = workerSignals(log);
   try {
     const reason = await runWorker({
       coordinator,
       ...(typeof values['nats'] === 'string' && { natsServers: values['nats'] }),
       workerId,
       log,
-      signal: signals.signal,
+      signal: signals.stop,
+      drain: signals.drain,
       setup: async (config) => {
-        const backend = await startBackend(backendChoice(values, { backend: config.backend, blasThreads: config.blasThreads }), log);
-        const { bert, data } = await prepareRun(config, log, false);
-        return { bert, data, backend };
+        // Backend, model, data and replica live in a thread of their own: this thread only talks (heartbeats, gRPC).
+        const host = await ComputeHost.start({
+          config, backend: backendChoice(values, { backend: config.backend, blasThreads: config.blasThreads }),
+          logLevel, logBindings: { service: 'worker', workerId }, delayMsPerMicroBatch: delayMs,
+        });
+        return { compute: host, fingerprints: host.fingerprints, close: () => host.close() };
       },
     });
-    if (reason === 'done') return 0;
+    if (reason === 'done' || reason === 'drained') return 0;
     process.stderr.write(`bertfleet worker: the coordinator stopped the run: ${reason}\n`);
     return 1;
   } catch (err) {
-    if (signals.signal.aborted) return signals.exitCode();
+    if (signals.stop.aborted) return signals.exitCode();
     throw err;
   } finally {
     signals.dispose();

@@ -1,8 +1,9 @@
 /**
  * A task as one worker sees it: the Assignment message with only that
- * worker's block (its micro-batches and the subtrees it uploads, or its eval
+ * worker's share (its micro-batches and the subtrees it uploads, or its eval
  * chunks). Workers outside the task's partition get the task with no work: for
- * a training step they still pull and apply the reduced gradient.
+ * a training step they still pull and apply the reduced gradient; a recovery
+ * task without work for them is theirs to skip.
  *
  * Knows the wire message shapes, nothing of gRPC.
  */
@@ -20,23 +21,29 @@ const EMPTY: Omit<Assignment, 'run_id' | 'kind' | 'seq' | 'membership_version'> 
   counts: null,
   eval_chunks: [],
   stop_reason: '',
+  recovery: false,
 };
+
+/** Indices covered by `ranges`, in order. */
+function indicesOf(ranges: readonly { lo: number; hi: number }[]): number[] {
+  return ranges.flatMap((r) => Array.from({ length: r.hi - r.lo }, (_, k) => r.lo + k));
+}
 
 /** `task` for `workerId`; null (no task yet) is an 'idle' reply: poll again. */
 export function assignmentFor(task: Task | null, workerId: string, runId: string, membershipVersion: number): Assignment {
   if (task === null) return { ...EMPTY, run_id: runId, kind: 'idle', seq: 0, membership_version: membershipVersion };
   const base = { ...EMPTY, run_id: runId, seq: task.seq, membership_version: task.membershipVersion };
   if (task.kind === 'stop') return { ...base, kind: 'stop', stop_reason: task.detail === '' ? task.reason : `${task.reason}: ${task.detail}` };
-  const block = task.blocks.find((b) => b.workerId === workerId);
+  const mine = indicesOf(task.blocks.find((b) => b.workerId === workerId)?.ranges ?? []);
   if (task.kind === 'eval') {
-    const eval_chunks = block === undefined
-      ? []
-      : task.chunks.slice(block.range.lo, block.range.hi).map((examples, k) => ({ index: block.range.lo + k, examples: [...examples] }));
-    return { ...base, kind: 'eval', phase: task.phase, step: task.step, dataset: task.dataset, eval_chunks };
+    const eval_chunks = mine.map((index) => ({ index, examples: [...task.chunks[index]!] }));
+    return { ...base, kind: 'eval', phase: task.phase, step: task.step, dataset: task.dataset, eval_chunks, recovery: task.recovery };
   }
-  const micro_batches = block === undefined
-    ? []
-    : task.microBatches.slice(block.range.lo, block.range.hi).map((m) => ({ index: m.index, examples: [...m.examples], dropout_seed: m.dropoutSeed }));
+  const block = task.blocks.find((b) => b.workerId === workerId);
+  const micro_batches = mine.map((i) => {
+    const m = task.microBatches[i]!;
+    return { index: m.index, examples: [...m.examples], dropout_seed: m.dropoutSeed };
+  });
   return {
     ...base,
     kind: 'train',
@@ -52,5 +59,6 @@ export function assignmentFor(task: Task | null, workerId: string, runId: string
       masked_tokens: task.counts.maskedTokens ?? 0,
       has_masked_tokens: task.counts.maskedTokens !== undefined,
     },
+    recovery: task.recovery,
   };
 }

@@ -10,7 +10,7 @@
  */
 import { checkFingerprints } from '../shared/cluster/fingerprints.js';
 import { decodeIndexedStats, decodeStats } from '../shared/cluster/stats-json.js';
-import { ProtocolError } from '../shared/errors.js';
+import { AlreadyReceivedError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { isTrainPhase, type TrainPhase } from '../shared/training/phase-settings.js';
 import { collectGradient, gradientChunks } from '../shared/wire/chunks.js';
@@ -26,6 +26,8 @@ import {
   type GradientChunk,
   type HeartbeatReply,
   type HeartbeatRequest,
+  type LeaveReply,
+  type LeaveRequest,
   type MetricsRequest,
   type PullRequest,
   type PushAck,
@@ -40,7 +42,7 @@ import type { CallContext, CoordinatorHandlers } from '../shared/wire/service.js
 import { stateChunks } from '../shared/wire/state-payload.js';
 import { assignmentFor } from './assignment-message.js';
 import type { DistributedExecutor } from './distributed-executor.js';
-import type { StepReduction } from './step-reduction.js';
+import type { StepRound } from './step-round.js';
 
 const WORKER_ID = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -117,24 +119,26 @@ export class CoordinatorService implements CoordinatorHandlers {
   }
 
   async pushGradient(chunks: AsyncIterable<GradientChunk>): Promise<PushAck> {
-    let reduction: StepReduction | null = null;
+    let round: StepRound | null = null;
     let who: Record<string, unknown> = {};
     try {
       const { header, gradient } = await collectGradient(chunks, {
         into: (h) => {
           who = { workerId: h.worker_id, phase: h.phase, step: h.step, range: h.range };
           this.touch(h.worker_id);
-          reduction = this.ex.reductionFor(h.worker_id, h.phase, h.step);
-          reduction.checkUpload(h.worker_id, h.range);
+          round = this.ex.roundFor(h.worker_id, h.phase, h.step);
+          round.checkUpload(h.worker_id, h.range);
           return new Float32Array(this.ex.paramCount());
         },
       });
       const stats = decodeIndexedStats(header.stats_json, `upload of step ${header.step} from ${header.worker_id}`);
-      reduction!.accept(header.worker_id, header.range!, gradient, stats);
+      round!.accept(header.worker_id, header.range!, gradient, stats);
+      this.ex.speeds.record(header.worker_id, header.range!.hi - header.range!.lo, header.compute_ms ?? 0);
       this.log.debug({ ...who, bytes: gradient.byteLength }, 'partial sum received');
       return { step: header.step, range: header.range, received_bytes: gradient.byteLength };
     } catch (err) {
-      this.log.warn({ ...who, err }, 'upload rejected');
+      if (err instanceof AlreadyReceivedError) this.log.debug({ ...who, err }, 'repeated upload');
+      else this.log.warn({ ...who, err }, 'upload rejected');
       throw err;
     }
   }
@@ -158,7 +162,7 @@ export class CoordinatorService implements CoordinatorHandlers {
     const run = this.ex.evalFor(req.worker_id, req.seq);
     const what = (i: number): string => `eval chunk ${i} of task ${req.seq} from ${req.worker_id}`;
     const results = req.results.map((r) => ({ index: r.index, stats: decodeStats(r.stats_json, what(r.index)), predictions: Int32Array.from(r.predictions) }));
-    return { seq: req.seq, accepted: run.accept(req.worker_id, results) };
+    return { seq: req.seq, accepted: run.accept(req.worker_id, req.seq, results) };
   }
 
   async *fetchState(req: StateRequest, ctx: CallContext): AsyncIterable<StateChunk> {
@@ -175,6 +179,14 @@ export class CoordinatorService implements CoordinatorHandlers {
     const r = this.ex.checksums.report(req.worker_id, phase, req.step, req.checksum);
     this.log.debug({ workerId: req.worker_id, phase, step: req.step, match: r.match, compared: r.reference !== '' }, 'checksum reported');
     return { match: r.match, reference_checksum: r.reference };
+  }
+
+  async leave(req: LeaveRequest): Promise<LeaveReply> {
+    if (req.reason !== 'drained' && req.reason !== 'error') {
+      throw new ProtocolError(`Leave from ${req.worker_id}: expected reason drained or error, got ${JSON.stringify(req.reason)}`);
+    }
+    const reassigned = this.ex.leave(req.worker_id, req.reason, req.detail === '' ? (req.reason === 'drained' ? 'asked to leave (SIGTERM)' : 'failing') : req.detail);
+    return { reassigned };
   }
 
   async reportMetrics(req: MetricsRequest): Promise<Empty> {

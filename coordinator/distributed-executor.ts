@@ -1,13 +1,17 @@
 /**
- * The StepExecutor of a distributed run: the run loop hands it a step, it
- * cuts the step's micro-batches into contiguous blocks over the live workers
- * (sorted by id), publishes the task for their long-polls, collects the
- * subtree partial sums, finishes the fixed-order tree sum and keeps the
- * reduced gradient for every worker to pull. Once they have it (or after a
- * grace period) the run loop applies it to the coordinator's replica, as each
- * worker does to its own; every `checksumEverySteps` they compare checksums.
- * Evaluations are spread the same way. The gRPC service (coordinator-service.ts) is the workers' door into
- * this state; a worker that falls silent is marked left by a heartbeat sweep.
+ * The StepExecutor of a distributed run. For each step it cuts the
+ * micro-batches into contiguous shares over the live workers (weighted by
+ * their measured speed), publishes the task for their long-polls, and waits
+ * for the StepRound to collect every subtree partial sum and finish the
+ * fixed-order tree sum; the reduced gradient is then kept for every worker to
+ * pull, and the run loop applies it to the coordinator's replica as each
+ * worker does to its own. Evaluations are spread the same way.
+ *
+ * Membership changes never end the run: a worker that leaves (drained,
+ * silent, restarted) has what it still owed handed to the live workers in a
+ * recovery task, so the step completes with the same bits; with no live
+ * worker the executor waits for one (cluster.workerWaitTimeoutMs). The gRPC
+ * service (coordinator-service.ts) is the workers' door into this state.
  *
  * Knows nothing of gRPC or NATS: joins and leaves go to `events`.
  */
@@ -17,16 +21,18 @@ import type { RunConfig } from '../shared/config/run-config.js';
 import { BertfleetError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
+import type { Range } from '../shared/training/tree-sum.js';
+import { Waiters } from '../shared/async/waiters.js';
 import { ChecksumBook } from './checksum-book.js';
 import { EvalCollection } from './eval-collection.js';
 import type { EvalOutcome, EvalWork, PhaseSetup, StepExecutor, StepOutcome, StepWork } from './executor.js';
-import { Membership, WorkerLostError, type Member } from './membership.js';
-import { partition } from './partition.js';
+import { Membership, type Member } from './membership.js';
+import { partition, type Block } from './partition.js';
 import { ReducedStore, stepOrder } from './reduced-store.js';
 import { StateSnapshots, type PackedState, type PhaseStateView } from './state-snapshot.js';
-import { StepReduction } from './step-reduction.js';
+import { StepRound } from './step-round.js';
 import { TaskLog, type EvalTask, type TrainTask } from './task-log.js';
-import { Waiters } from './waiters.js';
+import { WorkerSpeeds } from './worker-speeds.js';
 
 /** How long a step waits for its reduced gradient to be downloaded before the coordinator's own update. */
 const PULL_GRACE_MS = 10_000;
@@ -37,22 +43,30 @@ export interface MembershipEvents {
   left(member: Member, detail: string): void;
 }
 
+/** No worker was live for cluster.workerWaitTimeoutMs while the run needed one. */
+export class NoWorkersError extends BertfleetError {
+  override readonly name = 'NoWorkersError';
+}
+
 export interface DistributedOptions {
   runId: string;
   config: RunConfig;
   fingerprints: RunFingerprints;
-  /** Workers to wait for before the first step. */
+  /** Workers to wait for before the first step; afterwards any number >= 1 will do. */
   expectedWorkers: number;
   log: Logger;
   events?: MembershipEvents;
   nowMs?: () => number;
 }
 
+type StopReason = 'done' | 'failed' | 'stopping';
+
 export class DistributedExecutor implements StepExecutor {
   readonly membership = new Membership();
   readonly tasks = new TaskLog();
   readonly reduced = new ReducedStore();
   readonly checksums: ChecksumBook;
+  readonly speeds: WorkerSpeeds;
   readonly runConfigJson: string;
   private readonly snapshots: StateSnapshots;
   private readonly log: Logger;
@@ -60,9 +74,11 @@ export class DistributedExecutor implements StepExecutor {
   private readonly changed = new Waiters();
   private readonly polled = new Map<string, number>();
   private view: PhaseStateView | null = null;
-  private trainTask: TrainTask | null = null;
-  private reduction: StepReduction | null = null;
+  /** The current step's tasks (first, then recoveries) and its round. */
+  private stepTasks: TrainTask[] = [];
+  private round: StepRound | null = null;
   private lastReduced = -1;
+  private evalTasks: EvalTask[] = [];
   private evalRun: EvalCollection | null = null;
   private fatalError: Error | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -75,19 +91,22 @@ export class DistributedExecutor implements StepExecutor {
     this.runConfigJson = JSON.stringify(opts.config);
     this.snapshots = new StateSnapshots(opts.runId);
     this.checksums = new ChecksumBook((err) => this.fail(err));
+    this.speeds = new WorkerSpeeds({ log: opts.log });
     this.membership.onChange((c) => {
       if (c.kind === 'joined') {
         this.log.info({ workerId: c.member.id, hostname: c.member.hostname, pid: c.member.pid, rejoined: c.rejoined, members: this.membership.active().length }, 'worker joined');
         opts.events?.joined(c.member, c.rejoined);
       } else {
-        this.log.warn({ workerId: c.member.id, reason: c.member.leftReason, detail: c.detail }, 'worker left');
-        this.onLeft(c.member, c.detail);
+        const fields = { workerId: c.member.id, reason: c.member.leftReason, detail: c.detail, members: this.membership.active().length };
+        if (c.member.leftReason === 'drained') this.log.info(fields, 'worker left');
+        else this.log.warn(fields, 'worker left');
+        this.onLeft(c.member);
         opts.events?.left(c.member, c.detail);
       }
       this.changed.wake();
     });
     const { heartbeatIntervalMs, heartbeatTimeoutMs } = opts.config.cluster;
-    this.sweepTimer = setInterval(() => this.membership.sweep(this.now(), heartbeatTimeoutMs), heartbeatIntervalMs);
+    this.sweepTimer = setInterval(() => this.membership.sweep(this.now(), heartbeatTimeoutMs, heartbeatIntervalMs), heartbeatIntervalMs);
     this.sweepTimer.unref();
   }
 
@@ -103,8 +122,7 @@ export class DistributedExecutor implements StepExecutor {
       return;
     }
     this.fatalError = err;
-    this.log.error({ err }, 'run failed');
-    this.reduction?.fail(err);
+    this.round?.fail(err);
     this.evalRun?.fail(err);
     this.changed.wake();
   }
@@ -112,7 +130,7 @@ export class DistributedExecutor implements StepExecutor {
   async startPhase(setup: PhaseSetup): Promise<void> {
     this.throwIfFailed();
     if (!this.started) {
-      await this.waitFor(() => this.membership.active().length >= this.opts.expectedWorkers, 'workers', () => ({
+      await this.waitFor(() => this.membership.active().length >= this.opts.expectedWorkers, 'workers', Infinity, () => ({
         have: this.membership.active().length, want: this.opts.expectedWorkers,
       }));
       this.started = true;
@@ -124,19 +142,22 @@ export class DistributedExecutor implements StepExecutor {
 
   async runStep(work: StepWork): Promise<StepOutcome> {
     const ids = await this.liveIds();
-    const blocks = partition(work.microBatches.length, ids);
-    const p = work.microBatches[0]?.examples.length ?? 0;
+    this.speeds.judge(ids);
+    const M = work.microBatches.length;
+    const blocks = partition(M, ids, { weights: this.speeds.weights(ids) });
     const task = this.tasks.push<TrainTask>({
-      kind: 'train', phase: work.phase, step: work.step, dataset: work.dataset, microBatchSize: p,
-      microBatches: work.microBatches, counts: work.counts, blocks, membershipVersion: this.membership.version,
+      kind: 'train', phase: work.phase, step: work.step, dataset: work.dataset, microBatchSize: work.microBatches[0]?.examples.length ?? 0,
+      microBatches: work.microBatches, counts: work.counts, blocks, membershipVersion: this.membership.version, recovery: false,
     });
-    this.trainTask = task;
-    const reduction = new StepReduction(work.phase, work.step, work.microBatches.length, blocks);
-    this.reduction = reduction;
-    const out = await reduction.done;
+    this.stepTasks = [task];
+    const round = new StepRound(work.phase, work.step, M, blocks);
+    this.round = round;
+    // A worker may have left between liveIds() and now: hand its share over at once.
+    for (const b of blocks) if (this.membership.get(b.workerId)?.status === 'left') void this.recover(b.workerId);
+    const out = await round.done;
     this.lastReduced = stepOrder(work.phase, work.step);
     // The run loop clips its gradient in place: workers get an untouched copy.
-    this.reduced.put(work.phase, work.step, work.microBatches.length, out.grad.slice(), ids);
+    this.reduced.put(work.phase, work.step, M, out.grad.slice(), this.membership.active().map((m) => m.id));
     // The run loop's update takes the thread for a while: let the downloads go first.
     if (!(await this.reduced.pulledByAll(work.phase, work.step, PULL_GRACE_MS))) {
       this.log.debug({ phase: work.phase, step: work.step, graceMs: PULL_GRACE_MS }, 'not every worker pulled the reduced gradient yet; updating anyway');
@@ -146,9 +167,9 @@ export class DistributedExecutor implements StepExecutor {
   }
 
   async afterUpdate(phase: TrainPhase, step: number, checksum: () => string): Promise<void> {
-    if (this.view !== null && this.trainTask !== null) {
+    if (this.view !== null && this.stepTasks.length > 0) {
       this.view.step = step + 1;
-      this.view.seq = this.trainTask.seq;
+      this.view.seq = this.stepTasks[this.stepTasks.length - 1]!.seq;
     }
     if (checksumDue(this.opts.config, phase, step + 1)) this.checksums.recordOwn(phase, step + 1, checksum());
     this.throwIfFailed();
@@ -161,21 +182,25 @@ export class DistributedExecutor implements StepExecutor {
     }
     if (work.chunks.length === 0) return { stats: [], predictions: [] };
     const ids = await this.liveIds();
-    const blocks = partition(work.chunks.length, ids);
-    const task = this.tasks.push<EvalTask>({ kind: 'eval', phase: work.phase, step: this.view.step, dataset: work.dataset, chunks: work.chunks, blocks, membershipVersion: this.membership.version });
+    const blocks = partition(work.chunks.length, ids, { weights: this.speeds.weights(ids) });
+    const task = this.tasks.push<EvalTask>({
+      kind: 'eval', phase: work.phase, step: this.view.step, dataset: work.dataset, chunks: work.chunks, blocks, membershipVersion: this.membership.version, recovery: false,
+    });
+    this.evalTasks = [task];
     const run = new EvalCollection(task);
     this.evalRun = run;
+    for (const b of blocks) if (this.membership.get(b.workerId)?.status === 'left') void this.recover(b.workerId);
     const out = await run.done;
+    this.evalRun = null;
     this.throwIfFailed();
     return out;
   }
 
   /** Tells every worker to stop and waits (up to `graceMs`) until each has heard it. */
-  async close(graceMs = 5_000): Promise<void> {
+  async close(graceMs = 5_000, reason?: StopReason): Promise<void> {
     this.closing = true;
-    const stop = this.tasks.push({
-      kind: 'stop', reason: this.fatalError === null ? 'done' : 'failed', detail: this.fatalError?.message ?? '', membershipVersion: this.membership.version,
-    });
+    const why: StopReason = reason ?? (this.fatalError === null ? 'done' : 'failed');
+    const stop = this.tasks.push({ kind: 'stop', reason: why, detail: why === 'failed' ? (this.fatalError?.message ?? '') : '', membershipVersion: this.membership.version });
     const deadline = this.now() + graceMs;
     const heard = (): boolean => this.membership.active().every((m) => (this.polled.get(m.id) ?? 0) >= stop.seq);
     while (!heard() && this.now() < deadline) await this.changed.next(Math.max(1, deadline - this.now()));
@@ -191,20 +216,29 @@ export class DistributedExecutor implements StepExecutor {
     this.changed.wake();
   }
 
-  /** The reduction an upload for (phase, step) belongs to; ProtocolError saying why not. */
-  reductionFor(workerId: string, phase: string, step: number): StepReduction {
-    const r = this.reduction;
+  /** The round an upload for (phase, step) belongs to; AlreadyReceivedError/ProtocolError saying why not. */
+  roundFor(workerId: string, phase: string, step: number): StepRound {
+    const r = this.round;
     const what = `upload of ${phase} step ${step} from ${workerId}`;
     if (phase !== 'pretrain' && phase !== 'finetune') throw new ProtocolError(`${what}: expected phase pretrain or finetune, got ${JSON.stringify(phase)}`);
-    if (r !== null && r.phase === phase && r.step === step && !r.complete) return r;
+    if (r !== null && r.phase === phase && r.step === step) return r;
     if (stepOrder(phase, step) <= this.lastReduced) throw new ProtocolError(`${what}: step ${step} is already reduced`);
     throw new ProtocolError(`${what}: no such step is assigned (current: ${r === null ? 'none' : `${r.phase} step ${r.step}`})`);
   }
 
   evalFor(workerId: string, seq: number): EvalCollection {
     const r = this.evalRun;
-    if (r === null || r.task.seq !== seq) throw new ProtocolError(`eval results of task ${seq} from ${workerId}: expected task ${r?.task.seq ?? '(none running)'}`);
+    if (r === null || !r.has(seq)) throw new ProtocolError(`eval results of task ${seq} from ${workerId}: expected task ${this.evalTasks.map((t) => t.seq).join(' or ') || '(none running)'}`);
     return r;
+  }
+
+  /** A worker leaves on purpose; returns the micro-batches (or chunks) it still owed, now handed over. */
+  leave(workerId: string, reason: 'drained' | 'error', detail: string): number {
+    const m = this.membership.get(workerId);
+    if (m === undefined || m.status === 'left') return 0;
+    const owed = (this.round?.complete === false ? this.round.owedBy(workerId) : []).concat(this.evalRun?.owedBy(workerId) ?? []);
+    this.membership.markLeft(workerId, reason, detail);
+    return owed.reduce((n, r) => n + r.hi - r.lo, 0);
   }
 
   /** The current phase's state once `phase` (or any, for '') has started. */
@@ -230,23 +264,71 @@ export class DistributedExecutor implements StepExecutor {
 
   // ------------------------------------------------------------ internals
 
-  private onLeft(member: Member, detail: string): void {
+  private onLeft(member: Member): void {
     this.reduced.forget(member.id);
-    const lost = (): WorkerLostError => new WorkerLostError(member.id, member.leftReason ?? 'error', detail);
-    if (this.reduction !== null && !this.reduction.complete && this.reduction.pendingWorkers().has(member.id)) this.reduction.fail(lost());
-    if (this.evalRun !== null && this.evalRun.pendingWorkers().has(member.id)) this.evalRun.fail(lost());
+    this.speeds.forget(member.id);
+    void this.recover(member.id);
+  }
+
+  /**
+   * Hands what `workerId` still owes in the current step or evaluation to the
+   * live workers, in a recovery task; waits for a live worker if there is none.
+   */
+  private async recover(workerId: string): Promise<void> {
+    const round = this.round;
+    const evalRun = this.evalRun;
+    try {
+      if (round !== null && !round.complete && round.owedBy(workerId).length > 0) {
+        const ids = await this.liveIds();
+        const owed = round.owedBy(workerId);
+        if (round.complete || owed.length === 0 || this.round !== round) return;
+        const blocks = partition(round.microBatches, ids, { items: owed, weights: this.speeds.weights(ids) });
+        const moved = round.reassign(workerId, blocks);
+        this.withdraw(this.stepTasks, workerId);
+        const first = this.stepTasks[0]!;
+        const task = this.tasks.push<TrainTask>({ ...first, blocks, membershipVersion: this.membership.version, recovery: true });
+        this.stepTasks.push(task);
+        this.log.warn({ from: workerId, phase: round.phase, step: round.step, microBatches: moved, to: describe(blocks), seq: task.seq }, 'micro-batches reassigned');
+      }
+      if (evalRun !== null && evalRun.owedBy(workerId).length > 0) {
+        const ids = await this.liveIds();
+        const owed = evalRun.owedBy(workerId);
+        if (owed.length === 0 || this.evalRun !== evalRun) return;
+        const first = this.evalTasks[0]!;
+        const blocks = partition(first.chunks.length, ids, { items: owed, weights: this.speeds.weights(ids) });
+        this.withdraw(this.evalTasks, workerId);
+        const task = this.tasks.push<EvalTask>({ ...first, blocks, membershipVersion: this.membership.version, recovery: true });
+        evalRun.reassign(task.seq, blocks);
+        this.evalTasks.push(task);
+        this.log.warn({ from: workerId, dataset: first.dataset, chunks: owed.reduce((n, r) => n + r.hi - r.lo, 0), to: describe(blocks), seq: task.seq }, 'eval chunks reassigned');
+      }
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new BertfleetError(String(err)));
+    }
+  }
+
+  /** Takes `workerId`'s blocks out of tasks already sent, so a restarted worker with that id does not redo them. */
+  private withdraw(tasks: readonly (TrainTask | EvalTask)[], workerId: string): void {
+    for (const t of tasks) t.blocks = t.blocks.filter((b) => b.workerId !== workerId);
   }
 
   private async liveIds(): Promise<string[]> {
-    await this.waitFor(() => this.membership.active().length > 0, 'a worker', () => ({ have: 0, want: 1 }));
+    const limitMs = this.opts.config.cluster.workerWaitTimeoutMs;
+    await this.waitFor(() => this.membership.active().length > 0, 'a worker', limitMs, () => ({ have: 0, want: 1, waitLimitMs: limitMs }));
     return this.membership.active().map((m) => m.id);
   }
 
-  private async waitFor(ready: () => boolean, what: string, progress: () => Record<string, unknown>): Promise<void> {
-    let lastLog = this.now();
+  private async waitFor(ready: () => boolean, what: string, limitMs: number, progress: () => Record<string, unknown>): Promise<void> {
+    const start = this.now();
+    let lastLog = start;
     while (!ready()) {
       this.throwIfFailed();
-      await this.changed.next(1_000);
+      if (this.now() - start >= limitMs) {
+        const err = new NoWorkersError(`no worker joined the run for ${this.now() - start} ms (cluster.workerWaitTimeoutMs ${limitMs}); start one with \`bertfleet worker --join OUTPUT\``);
+        this.fail(err);
+        throw err;
+      }
+      await this.changed.next(Math.min(1_000, Math.max(1, start + limitMs - this.now())));
       if (this.now() - lastLog >= 10_000) {
         this.log.warn(progress(), `waiting for ${what}`);
         lastLog = this.now();
@@ -258,4 +340,9 @@ export class DistributedExecutor implements StepExecutor {
   private throwIfFailed(): void {
     if (this.fatalError !== null) throw this.fatalError;
   }
+}
+
+function describe(blocks: readonly Block[]): Record<string, string> {
+  const fmt = (rs: readonly Range[]): string => rs.map((r) => `[${r.lo}, ${r.hi})`).join(' ');
+  return Object.fromEntries(blocks.map((b) => [b.workerId, fmt(b.ranges)]));
 }

@@ -1,14 +1,18 @@
 /**
- * One evaluation task's results: each chunk's stats and predictions, accepted
- * only from the worker whose block holds the chunk and only once, assembled in
+ * One evaluation's results: each chunk's stats and predictions, accepted only
+ * from the worker that currently owns the chunk and only once, assembled in
  * chunk order when the last arrives — so the metrics do not depend on who
- * computed what or when it arrived.
+ * computed what or when it arrived. When a worker leaves owing chunks,
+ * `reassign` hands them to others (a recovery task, with its own seq).
  *
  * Knows nothing of gRPC; the service feeds it decoded results.
  */
-import { ProtocolError } from '../shared/errors.js';
+import { Deferred } from '../shared/async/deferred.js';
+import { AlreadyReceivedError, ProtocolError } from '../shared/errors.js';
 import type { MicroStats } from '../shared/training/gradients.js';
+import type { Range } from '../shared/training/tree-sum.js';
 import type { EvalOutcome } from './executor.js';
+import type { Block } from './partition.js';
 import type { EvalTask } from './task-log.js';
 
 export interface ChunkResult {
@@ -20,57 +24,86 @@ export interface ChunkResult {
 export class EvalCollection {
   private readonly stats: (MicroStats | undefined)[];
   private readonly predictions: (Int32Array | undefined)[];
+  private readonly owner: (string | undefined)[];
+  private readonly from: (string | undefined)[];
+  /** Seqs of the tasks of this evaluation: the first, then any recovery tasks. */
+  private readonly seqs = new Set<number>();
   private received = 0;
-  private settled = false;
-  private resolveDone!: (o: EvalOutcome) => void;
-  private rejectDone!: (err: unknown) => void;
-  readonly done: Promise<EvalOutcome>;
+  private readonly result = new Deferred<EvalOutcome>();
+  readonly done: Promise<EvalOutcome> = this.result.promise;
 
   constructor(readonly task: EvalTask) {
-    this.stats = new Array<MicroStats | undefined>(task.chunks.length).fill(undefined);
-    this.predictions = new Array<Int32Array | undefined>(task.chunks.length).fill(undefined);
-    this.done = new Promise((resolve, reject) => {
-      this.resolveDone = resolve;
-      this.rejectDone = reject;
-    });
-    this.done.catch(() => undefined);
+    const n = task.chunks.length;
+    this.stats = new Array<MicroStats | undefined>(n).fill(undefined);
+    this.predictions = new Array<Int32Array | undefined>(n).fill(undefined);
+    this.owner = new Array<string | undefined>(n).fill(undefined);
+    this.from = new Array<string | undefined>(n).fill(undefined);
+    this.addBlocks(task.seq, task.blocks);
+  }
+
+  /** Whether `seq` is one of this evaluation's tasks. */
+  has(seq: number): boolean {
+    return this.seqs.has(seq);
   }
 
   /** Workers whose chunks are not all in. */
   pendingWorkers(): Set<string> {
     const out = new Set<string>();
-    for (const b of this.task.blocks) {
-      for (let i = b.range.lo; i < b.range.hi; i++) if (this.stats[i] === undefined) out.add(b.workerId);
-    }
+    this.owner.forEach((w, i) => {
+      if (w !== undefined && this.stats[i] === undefined) out.add(w);
+    });
     return out;
   }
 
-  accept(workerId: string, results: readonly ChunkResult[]): number {
-    const what = `eval results of task ${this.task.seq} from ${workerId}`;
-    if (this.settled) throw new ProtocolError(`${what}: the evaluation is already complete`);
-    const block = this.task.blocks.find((b) => b.workerId === workerId);
-    for (const r of results) {
-      if (block === undefined || r.index < block.range.lo || r.index >= block.range.hi) {
-        const expected = block === undefined ? '(none)' : `[${block.range.lo}, ${block.range.hi})`;
-        throw new ProtocolError(`${what}: chunk ${r.index} is not assigned to it: expected chunks in ${expected}`);
+  /** The chunk ranges `workerId` owes, in order. */
+  owedBy(workerId: string): Range[] {
+    const out: Range[] = [];
+    this.owner.forEach((w, i) => {
+      if (w !== workerId || this.stats[i] !== undefined) return;
+      const last = out[out.length - 1];
+      if (last !== undefined && last.hi === i) last.hi = i + 1;
+      else out.push({ lo: i, hi: i + 1 });
+    });
+    return out;
+  }
+
+  /** Hands the chunks `blocks` cover (owed by a worker that left) to their new owners, under task `seq`. */
+  reassign(seq: number, blocks: readonly Block[]): void {
+    this.addBlocks(seq, blocks);
+  }
+
+  accept(workerId: string, seq: number, results: readonly ChunkResult[]): number {
+    const what = `eval results of task ${seq} from ${workerId}`;
+    if (!this.seqs.has(seq)) throw new ProtocolError(`${what}: expected one of tasks ${[...this.seqs].join(', ')}`);
+    const fresh = results.filter((r) => !(this.from[r.index] === workerId && this.stats[r.index] !== undefined));
+    if (fresh.length === 0 && results.length > 0) throw new AlreadyReceivedError(`${what}: every chunk was already received`);
+    if (this.result.settled) throw new ProtocolError(`${what}: the evaluation is already complete`);
+    const seen = new Set<number>();
+    for (const r of fresh) {
+      if (!Number.isInteger(r.index) || r.index < 0 || r.index >= this.owner.length || this.owner[r.index] !== workerId) {
+        throw new ProtocolError(`${what}: chunk ${r.index} is not assigned to it: expected chunks in ${this.owedBy(workerId).map((x) => `[${x.lo}, ${x.hi})`).join(' ') || '(none)'}`);
       }
-      if (this.stats[r.index] !== undefined) throw new ProtocolError(`${what}: chunk ${r.index} was already received`);
+      if (this.stats[r.index] !== undefined || seen.has(r.index)) throw new ProtocolError(`${what}: chunk ${r.index} was already received`);
+      seen.add(r.index);
     }
-    for (const r of results) {
+    for (const r of fresh) {
       this.stats[r.index] = r.stats;
       this.predictions[r.index] = r.predictions;
+      this.from[r.index] = workerId;
       this.received++;
     }
     if (this.received === this.stats.length) {
-      this.settled = true;
-      this.resolveDone({ stats: this.stats as MicroStats[], predictions: this.predictions as Int32Array[] });
+      this.result.resolve({ stats: this.stats as MicroStats[], predictions: this.predictions as Int32Array[] });
     }
-    return results.length;
+    return fresh.length;
   }
 
   fail(err: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.rejectDone(err);
+    this.result.reject(err);
+  }
+
+  private addBlocks(seq: number, blocks: readonly Block[]): void {
+    this.seqs.add(seq);
+    for (const b of blocks) for (const r of b.ranges) for (let i = r.lo; i < r.hi; i++) this.owner[i] = b.workerId;
   }
 }

@@ -1,5 +1,8 @@
 /**
- * A coordinator's whole life: connect to NATS and open the run state, serve
+ * A coordinator's whole life: lock the output folder, connect to NATS, take
+ * the run's lease (coordinator/ownership.ts, shared/control/lease.ts; losing
+ * it, or a run-state write failing past its deadline, fails the run), create
+ * the output folder's run config and open the run state, serve
  * the Coordinator gRPC service, run the pipeline (pretrain → finetune →
  * evaluate) through the distributed executor, mirror phases, checkpoints and
  * step metrics into the control plane, then tell every worker to stop and
@@ -8,19 +11,21 @@
  * add (flags, data loading, worker processes, progress) stays in cli/.
  */
 import { createHash } from 'node:crypto';
-import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { connectControl, type ControlConnection } from '../shared/control/connect.js';
+import { DEFAULT_LEASE_TTL_MS, RunLease } from '../shared/control/lease.js';
 import type { Logger } from '../shared/log.js';
+import type { OwnerIdentity } from '../shared/owner-identity.js';
 import type { BertConfig } from '../shared/model/config.js';
 import type { RunDatasets } from '../shared/training/batches.js';
 import { createServer } from '../shared/wire/grpc.js';
 import { CoordinatorService } from './coordinator-service.js';
 import { DistributedExecutor } from './distributed-executor.js';
 import type { RunOutputs } from './outputs.js';
-import { RunControl } from './run-control.js';
+import { coordinatorIdentity, OutputLock } from './ownership.js';
+import { DEFAULT_RUN_STATE_WRITE_TIMEOUT_MS, RunControl } from './run-control.js';
 import { runKey, runPipeline, type RunInputs, type RunResult } from './run-loop.js';
 
 export interface CoordinatorOptions {
@@ -51,16 +56,42 @@ export function runIdFor(config: RunConfig, bert: BertConfig, data: RunDatasets,
   return `run-${runKey(config, bert, data.fingerprint)}-${dir}`;
 }
 
+/**
+ * One owner per folder and per run: the output folder is locked before
+ * anything is written to it, then the run's lease is taken in NATS; a
+ * coordinator refused by either throws OutputLockedError / RunOwnedError
+ * naming the owner, having written nothing. Both are released on every exit.
+ */
 export async function runCoordinator(o: CoordinatorOptions): Promise<RunResult> {
-  const log = o.log.child({ component: 'coordinator' });
   const runId = runIdFor(o.config, o.bert, o.data, o.outputs.dir);
+  const owner = coordinatorIdentity();
+  const lock = OutputLock.acquire(o.outputs.dir, { owner, runId, log: o.log });
+  try {
+    return await runLocked(o, runId, owner);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdentity): Promise<RunResult> {
+  const log = o.log.child({ component: 'coordinator' });
   const conn: ControlConnection = await connectControl({
     servers: o.natsServers, name: 'coordinator', log: o.log, ...(o.natsMaxWaitMs !== undefined && { maxWaitMs: o.natsMaxWaitMs }),
   });
+  const settings = controlSettings(o.config);
+  let lease: RunLease | null = null;
   try {
-    const control = await RunControl.open(conn, { runId, coordinatorId: `${hostname()}-${process.pid}`, log: o.log });
+    lease = await RunLease.acquire(conn, { runId, ownerId: owner.owner_id, hostname: owner.hostname, pid: owner.pid, ttlMs: settings.leaseTtlMs, log: o.log });
+    if (!o.resume) o.outputs.create(o.config);
+    const control = await RunControl.open(conn, {
+      runId, coordinatorId: owner.owner_id, log: o.log, writeTimeoutMs: settings.runStateWriteTimeoutMs, onFatal: (err) => executor.fail(err),
+    });
     const executor = new DistributedExecutor({ runId, config: o.config, fingerprints: o.fingerprints, expectedWorkers: o.expectedWorkers, log: o.log, events: control });
     o.onExecutor?.(executor);
+    lease.onLost((err) => {
+      control.seal(err);
+      executor.fail(err);
+    });
     const onAbort = (): void => executor.fail(o.signal!.reason instanceof Error ? o.signal!.reason : new Error(String(o.signal!.reason)));
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const server = createServer(new CoordinatorService(executor, { log: o.log }), { log: o.log });
@@ -72,23 +103,38 @@ export async function runCoordinator(o: CoordinatorOptions): Promise<RunResult> 
       await o.onListening?.(address, runId);
       return await runPipeline({
         config: o.config, bert: o.bert, data: o.data, executor, outputs: o.outputs, log: o.log, resume: o.resume,
+        ...(o.signal && { signal: o.signal }),
         ...controlHooks(control, o.onStep),
       });
     } catch (err) {
       executor.fail(err instanceof Error ? err : new Error(String(err)));
-      const { step } = executor.currentPhase();
-      await control.phase('failed', step, err instanceof Error ? err.message : String(err));
+      // Stopped on purpose (SIGTERM, Ctrl-C): the run is resumable, not failed.
+      if (o.signal?.aborted !== true) {
+        const { step } = executor.currentPhase();
+        await control.phase('failed', step, err instanceof Error ? err.message : String(err));
+      }
       throw err;
     } finally {
       o.signal?.removeEventListener('abort', onAbort);
-      await executor.close();
+      // On a signal, workers are told 'stopping': they wait for a coordinator to come back (or are stopped themselves).
+      await (o.signal?.aborted === true ? executor.close(1_000, 'stopping') : executor.close());
       await server.stop({ graceMs: 2_000 });
       await control.flush();
       log.info({ address }, 'coordinator stopped');
     }
   } finally {
+    await lease?.release();
     await closeQuietly(conn, log);
   }
+}
+
+/** cluster.leaseTtlMs and cluster.runStateWriteTimeoutMs of the run config; the defaults while the schema lacks them. */
+function controlSettings(config: RunConfig): { leaseTtlMs: number; runStateWriteTimeoutMs: number } {
+  const c = config.cluster as { leaseTtlMs?: number; runStateWriteTimeoutMs?: number };
+  return {
+    leaseTtlMs: c.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+    runStateWriteTimeoutMs: c.runStateWriteTimeoutMs ?? DEFAULT_RUN_STATE_WRITE_TIMEOUT_MS,
+  };
 }
 
 /** The run loop's hooks that mirror phases, checkpoints and step metrics into NATS. */

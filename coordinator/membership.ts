@@ -3,12 +3,14 @@
  * call (heartbeats included), and leave by draining or by falling silent for
  * `heartbeatTimeoutMs`. Every join and leave bumps `version`, so a task can
  * say which membership it was cut for. Tasks are partitioned over `active()`,
- * sorted by id. Elastic recovery (re-running a lost worker's share) is not
- * here yet: a loss during a task fails that task with WorkerLostError.
+ * sorted by id; listeners hear of each change (the executor hands a departed
+ * worker's outstanding work to the others). Silence is measured on the
+ * coordinator's own clock net of its own stalls: if its event loop was busy
+ * (a long update), the time it could not listen is not held against anyone.
  *
  * Knows nothing of gRPC, NATS or training; the caller passes the clock.
  */
-import { BertfleetError, ProtocolError } from '../shared/errors.js';
+import { BertfleetError, NotRegisteredError } from '../shared/errors.js';
 
 export type MemberStatus = 'joining' | 'training' | 'left';
 export type LeaveReason = 'drained' | 'heartbeat_timeout' | 'error';
@@ -32,7 +34,7 @@ export class WorkerLostError extends BertfleetError {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super(`worker ${workerId} left the run (${reason}: ${detail}) while its share of the current task was outstanding`, options);
+    super(`worker ${workerId} left the run (${reason}: ${detail})`, options);
   }
 }
 
@@ -42,6 +44,7 @@ export class Membership {
   private readonly members = new Map<string, Member>();
   private readonly listeners = new Set<(c: MembershipChange) => void>();
   private versionNumber = 0;
+  private lastSweepMs: number | null = null;
 
   get version(): number {
     return this.versionNumber;
@@ -52,9 +55,13 @@ export class Membership {
     return () => this.listeners.delete(listener);
   }
 
-  /** Adds a worker, or replaces a previous incarnation with the same id (a restart). */
+  /**
+   * Adds a worker, or replaces a previous incarnation with the same id (a
+   * restart): the old one is marked left first, so what it owed is handed over.
+   */
   register(id: string, hostname: string, pid: number, nowMs: number): Member {
     const previous = this.members.get(id);
+    if (previous !== undefined && previous.status !== 'left') this.markLeft(id, 'error', `registered again (pid ${pid} on ${hostname}); the previous incarnation (pid ${previous.pid}) is gone`);
     const member: Member = { id, hostname, pid, status: 'joining', joinedAtMs: nowMs, lastSeenMs: nowMs, leftReason: null };
     this.members.set(id, member);
     this.versionNumber++;
@@ -65,8 +72,8 @@ export class Membership {
   /** The live member `id`, its last-seen time updated; ProtocolError if unknown or gone. */
   touch(id: string, nowMs: number): Member {
     const m = this.members.get(id);
-    if (m === undefined) throw new ProtocolError(`worker ${JSON.stringify(id)} is not registered: expected Register first`);
-    if (m.status === 'left') throw new ProtocolError(`worker ${id} is not registered: it left the run (${m.leftReason}); register again`);
+    if (m === undefined) throw new NotRegisteredError(`worker ${JSON.stringify(id)} is not registered: expected Register first`);
+    if (m.status === 'left') throw new NotRegisteredError(`worker ${id} is not registered: it left the run (${m.leftReason}); register again`);
     m.lastSeenMs = nowMs;
     return m;
   }
@@ -95,8 +102,16 @@ export class Membership {
     return [...this.members.values()].filter((m) => m.status !== 'left').sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  /** Marks left every live member silent for longer than `timeoutMs`; returns them. */
-  sweep(nowMs: number, timeoutMs: number): Member[] {
+  /**
+   * Marks left every live member silent for longer than `timeoutMs`; returns
+   * them. Called every `intervalMs`: a sweep that comes late means the
+   * coordinator's loop was blocked, and that stall is credited to everyone
+   * (their calls were queued, not missing).
+   */
+  sweep(nowMs: number, timeoutMs: number, intervalMs = 0): Member[] {
+    const stallMs = this.lastSweepMs === null ? 0 : Math.max(0, nowMs - this.lastSweepMs - intervalMs);
+    this.lastSweepMs = nowMs;
+    if (stallMs > 0) for (const m of this.active()) m.lastSeenMs += stallMs;
     const gone = this.active().filter((m) => nowMs - m.lastSeenMs > timeoutMs);
     for (const m of gone) this.markLeft(m.id, 'heartbeat_timeout', `no call for ${nowMs - m.lastSeenMs} ms (heartbeatTimeoutMs ${timeoutMs})`);
     return gone;

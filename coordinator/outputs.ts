@@ -9,6 +9,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from
 import { join } from 'node:path';
 import { InputError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
+import { LOCK_FILE } from './ownership.js';
 
 export class RunOutputs {
   readonly pretrained: string;
@@ -36,7 +37,8 @@ export class RunOutputs {
       }
       return;
     }
-    if (exists && readdirSync(this.dir).length > 0) {
+    // A lock left by a coordinator that died is stale (ownership.ts takes it over); it does not make the folder used.
+    if (exists && readdirSync(this.dir).filter((n) => n !== LOCK_FILE).length > 0) {
       throw new InputError(
         `--output ${this.dir} is not empty; pass --resume to continue the run in it, or choose another folder (nothing was changed)`,
       );

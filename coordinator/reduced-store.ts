@@ -9,7 +9,7 @@
  */
 import { ProtocolError } from '../shared/errors.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
-import { Waiters } from './waiters.js';
+import { Waiters } from '../shared/async/waiters.js';
 
 interface Entry {
   order: number;

@@ -31,6 +31,8 @@ export interface RunInputs {
   resume: boolean;
   onStep?: PhaseContext['onStep'];
   onCheckpoint?: PhaseContext['onCheckpoint'];
+  /** Aborted to stop early: the completed steps of the phase in progress are checkpointed first. */
+  signal?: AbortSignal;
   /** Reports phase changes (the distributed run mirrors them into NATS). */
   onPhase?: (phase: TrainPhase | 'evaluate' | 'done', step: number) => Promise<void>;
 }
@@ -88,6 +90,7 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
     config, data, executor: inp.executor, outputs, log, runKey: key, extra,
     ...(inp.onStep ? { onStep: inp.onStep } : {}),
     ...(inp.onCheckpoint ? { onCheckpoint: inp.onCheckpoint } : {}),
+    ...(inp.signal ? { stopSignal: inp.signal } : {}),
   });
   let pretrainMetricsResult = (resumed?.meta.extra['pretrain'] as PretrainMetrics | undefined) ?? null;
   let pretrained: Replica | null = null;

@@ -25,8 +25,11 @@ export interface TrainTask {
   microBatchSize: number;
   microBatches: readonly MicroBatchWork[];
   counts: GlobalCounts;
+  /** Who computes what; a departed worker's blocks are withdrawn when they are handed over. */
   blocks: readonly Block[];
   membershipVersion: number;
+  /** A recovery task: `blocks` hand over micro-batches of a step already sent, which a departed worker owed. */
+  recovery: boolean;
 }
 
 export interface EvalTask {
@@ -39,12 +42,15 @@ export interface EvalTask {
   chunks: readonly (readonly number[])[];
   blocks: readonly Block[];
   membershipVersion: number;
+  /** A recovery task: `blocks` hand over chunks a departed worker owed. */
+  recovery: boolean;
 }
 
 export interface StopTask {
   kind: 'stop';
   seq: number;
-  reason: 'done' | 'failed';
+  /** 'stopping': the coordinator stops before the end (signal) and may come back; workers wait for it. */
+  reason: 'done' | 'failed' | 'stopping';
   detail: string;
   membershipVersion: number;
 }

@@ -26,6 +26,8 @@ export interface PhaseContext {
   onStep?: (phase: string, step: number, total: number, loss: number, info: StepInfo) => void;
   /** Called after each trainer state is written (the distributed run records it in NATS). */
   onCheckpoint?: (phase: PhaseSetup['phase'], step: number, dir: string) => void;
+  /** Aborted to stop the run early (SIGTERM, Ctrl-C): the steps completed so far are checkpointed first. */
+  stopSignal?: AbortSignal;
 }
 
 /** What a step's progress line needs beyond the loss. */
@@ -73,41 +75,54 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
   log.info({ startStep: setup.startStep, steps: total, microBatchesPerStep: plan.microPerStep, examples: plan.spec.numExamples }, 'phase started');
   let windowStart = performance.now();
   let windowSeqs = 0;
-  for (let step = setup.startStep; step < total; step++) {
-    const stepStart = performance.now();
-    const work = stepWork(ctx, setup, plan, step);
-    const outcome = await ctx.executor.runStep(work);
-    const { gradNorm, lr } = replica.applyGradient(outcome.grad, step, setup.update);
-    await ctx.executor.afterUpdate(setup.phase, step, () => replica.checksum());
-    const s = sumStats(outcome.stats);
-    const loss = setup.phase === 'pretrain'
-      ? s.lossSum / Math.max(1, s.maskedTokens) + s.nspLossSum / s.sequences
-      : s.lossSum / s.sequences;
-    const record: Record<string, unknown> = { phase: setup.phase, step, loss, lr, gradNorm };
-    if (setup.phase === 'pretrain') {
-      Object.assign(record, {
-        mlmLoss: s.lossSum / Math.max(1, s.maskedTokens), nspLoss: s.nspLossSum / s.sequences,
-        mlmAccuracy: s.correct / Math.max(1, s.maskedTokens), nspAccuracy: s.nspCorrect / s.sequences,
-      });
-    } else {
-      record['accuracy'] = s.correct / s.sequences;
+  let saved = setup.startStep;
+  const save = (completed: number): void => {
+    const dir = saveTrainerState(ctx.outputs.state, setup.specs, replica.layout.offsets, {
+      meta: { format: 'bertfleet-trainer-state/1', runKey: ctx.runKey, phase: setup.phase, step: completed, extra: ctx.extra },
+      params: replica.params, m: replica.opt.m, v: replica.opt.v,
+    }, ctx.config.checkpoint.keep);
+    saved = completed;
+    log.info({ step: completed, dir }, 'checkpoint written');
+    ctx.onCheckpoint?.(setup.phase, completed, dir);
+  };
+  let step = setup.startStep;
+  try {
+    for (; step < total; step++) {
+      const stepStart = performance.now();
+      const work = stepWork(ctx, setup, plan, step);
+      const outcome = await ctx.executor.runStep(work);
+      const { gradNorm, lr } = replica.applyGradient(outcome.grad, step, setup.update);
+      await ctx.executor.afterUpdate(setup.phase, step, () => replica.checksum());
+      const s = sumStats(outcome.stats);
+      const loss = setup.phase === 'pretrain'
+        ? s.lossSum / Math.max(1, s.maskedTokens) + s.nspLossSum / s.sequences
+        : s.lossSum / s.sequences;
+      const record: Record<string, unknown> = { phase: setup.phase, step, loss, lr, gradNorm };
+      if (setup.phase === 'pretrain') {
+        Object.assign(record, {
+          mlmLoss: s.lossSum / Math.max(1, s.maskedTokens), nspLoss: s.nspLossSum / s.sequences,
+          mlmAccuracy: s.correct / Math.max(1, s.maskedTokens), nspAccuracy: s.nspCorrect / s.sequences,
+        });
+      } else {
+        record['accuracy'] = s.correct / s.sequences;
+      }
+      ctx.outputs.appendStep(record);
+      windowSeqs += s.sequences;
+      ctx.onStep?.(setup.phase, step + 1, total, loss, { lr, gradNorm, sequences: s.sequences, durationMs: performance.now() - stepStart });
+      if ((step + 1) % ctx.config.logEverySteps === 0 || step + 1 === total) {
+        const seconds = (performance.now() - windowStart) / 1000;
+        log.info({ step: step + 1, of: total, loss, lr, gradNorm, seqPerSec: windowSeqs / seconds }, 'step done');
+        windowStart = performance.now();
+        windowSeqs = 0;
+      }
+      if ((step + 1) % ctx.config.checkpoint.everySteps === 0 || step + 1 === total) save(step + 1);
     }
-    ctx.outputs.appendStep(record);
-    windowSeqs += s.sequences;
-    ctx.onStep?.(setup.phase, step + 1, total, loss, { lr, gradNorm, sequences: s.sequences, durationMs: performance.now() - stepStart });
-    if ((step + 1) % ctx.config.logEverySteps === 0 || step + 1 === total) {
-      const seconds = (performance.now() - windowStart) / 1000;
-      log.info({ step: step + 1, of: total, loss, lr, gradNorm, seqPerSec: windowSeqs / seconds }, 'step done');
-      windowStart = performance.now();
-      windowSeqs = 0;
+  } catch (err) {
+    // Stopped early on purpose: keep every completed step (the step in flight is recomputed on resume).
+    if (ctx.stopSignal?.aborted === true && step > saved) {
+      log.info({ step, reason: String((ctx.stopSignal.reason as Error | undefined)?.message ?? ctx.stopSignal.reason) }, 'stopping: checkpointing the completed steps');
+      save(step);
     }
-    if ((step + 1) % ctx.config.checkpoint.everySteps === 0 || step + 1 === total) {
-      const dir = saveTrainerState(ctx.outputs.state, setup.specs, replica.layout.offsets, {
-        meta: { format: 'bertfleet-trainer-state/1', runKey: ctx.runKey, phase: setup.phase, step: step + 1, extra: ctx.extra },
-        params: replica.params, m: replica.opt.m, v: replica.opt.v,
-      }, ctx.config.checkpoint.keep);
-      log.info({ step: step + 1, dir }, 'checkpoint written');
-      ctx.onCheckpoint?.(setup.phase, step + 1, dir);
-    }
+    throw err;
   }
 }

@@ -50,7 +50,7 @@ export class BackendError extends BertfleetError {
 
 /** A peer broke the protocol (wrong version, wrong step, wrong length, unknown worker). */
 export class ProtocolError extends BertfleetError {
-  override readonly name = 'ProtocolError';
+  override readonly name: string = 'ProtocolError';
 }
 
 /** Two replicas that must be identical are not. */
@@ -77,4 +77,14 @@ export function describeError(err: unknown): string {
     }
   }
   return parts.join('\n  ');
+}
+
+/** The coordinator does not know the caller (it never registered, left, or the coordinator restarted): register again. */
+export class NotRegisteredError extends ProtocolError {
+  override readonly name = 'NotRegisteredError';
+}
+
+/** An upload or result for work the coordinator already has complete: a retry whose first attempt landed. */
+export class AlreadyReceivedError extends ProtocolError {
+  override readonly name = 'AlreadyReceivedError';
 }

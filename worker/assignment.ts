@@ -18,8 +18,8 @@ const DATASETS: readonly DatasetName[] = ['pretrain', 'pretrain-heldout', 'class
 export type WorkerTask =
   | { kind: 'idle' }
   | { kind: 'stop'; seq: number; reason: string }
-  | { kind: 'train'; seq: number; phase: TrainPhase; step: number; dataset: DatasetName; micro: MicroInput[]; subtrees: Range[]; counts: GlobalCounts }
-  | { kind: 'eval'; seq: number; phase: TrainPhase; step: number; dataset: DatasetName; chunks: { index: number; examples: number[] }[] };
+  | { kind: 'train'; seq: number; phase: TrainPhase; step: number; dataset: DatasetName; micro: MicroInput[]; subtrees: Range[]; counts: GlobalCounts; recovery: boolean }
+  | { kind: 'eval'; seq: number; phase: TrainPhase; step: number; dataset: DatasetName; chunks: { index: number; examples: number[] }[]; recovery: boolean };
 
 export function decodeAssignment(a: Assignment): WorkerTask {
   const bad = (field: string, expected: string, got: unknown): ProtocolError =>
@@ -29,7 +29,7 @@ export function decodeAssignment(a: Assignment): WorkerTask {
   if (a.kind !== 'train' && a.kind !== 'eval') throw bad('kind', 'train, eval, stop or idle', a.kind);
   if (!isTrainPhase(a.phase)) throw bad('phase', 'pretrain or finetune', a.phase);
   if (!(DATASETS as readonly string[]).includes(a.dataset)) throw bad('dataset', DATASETS.join(', '), a.dataset);
-  const base = { seq: a.seq, phase: a.phase, step: a.step, dataset: a.dataset as DatasetName };
+  const base = { seq: a.seq, phase: a.phase, step: a.step, dataset: a.dataset as DatasetName, recovery: a.recovery };
   if (a.kind === 'eval') return { kind: 'eval', ...base, chunks: a.eval_chunks.map((c) => ({ index: c.index, examples: c.examples })) };
   if (a.counts === null || a.counts.sequences < 1) throw bad('counts.sequences', 'a positive count', a.counts?.sequences);
   const counts: GlobalCounts = { sequences: a.counts.sequences, ...(a.counts.has_masked_tokens && { maskedTokens: a.counts.masked_tokens }) };

@@ -1,15 +1,17 @@
 /**
  * The worker's heartbeat: a Heartbeat call every interval with its step and
- * status, so the coordinator knows it is alive even during a long compute
- * (timers only fire between micro-batches, hence the coordinator's generous
- * timeout). A refusal (the coordinator no longer knows this worker) or
- * `maxFailures` failed calls in a row is reported once through `onLost`.
+ * status, from the main thread, which never computes (the replica runs in a
+ * thread of its own), so beats keep coming however long a share takes. A
+ * refusal saying the coordinator no longer knows this worker (it was marked
+ * left, or the coordinator restarted) is reported once through `onLost`, so
+ * the worker registers again; an unreachable coordinator is logged (once per
+ * outage) and beats go on — the calls that need it decide when to give up.
  *
  * Knows nothing of training.
  */
-import { ProtocolError } from '../shared/errors.js';
+import { NotRegisteredError, UnreachableError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { CoordinatorClient } from '../shared/wire/client.js';
+import type { CoordinatorLink } from './coordinator-link.js';
 
 export type WorkerStatus = 'joining' | 'training' | 'draining' | 'stopped' | 'failed';
 
@@ -18,33 +20,34 @@ export interface Heartbeat {
 }
 
 export function startHeartbeat(
-  client: CoordinatorClient,
+  link: CoordinatorLink,
   opts: {
     workerId: string;
     intervalMs: number;
-    maxFailures?: number;
     log: Logger;
     state: () => { step: number; status: WorkerStatus };
-    onLost: (err: Error) => void;
+    onLost: (err: NotRegisteredError) => void;
   },
 ): Heartbeat {
   const log = opts.log.child({ component: 'heartbeat' });
-  const maxFailures = opts.maxFailures ?? 5;
-  let failures = 0;
   let inFlight = false;
   let lost = false;
+  let failing = false;
   const beat = async (): Promise<void> => {
     if (inFlight || lost) return;
     inFlight = true;
     try {
-      await client.heartbeat({ worker_id: opts.workerId, ...opts.state() }, { timeoutMs: opts.intervalMs * 2 });
-      failures = 0;
+      await link.heartbeat({ worker_id: opts.workerId, ...opts.state() }, Math.max(1_000, opts.intervalMs * 2));
+      if (failing) log.info('heartbeat answered again');
+      failing = false;
     } catch (err) {
-      failures++;
-      log.warn({ err, failures, maxFailures }, 'heartbeat failed');
-      if (err instanceof ProtocolError || failures >= maxFailures) {
+      if (err instanceof NotRegisteredError) {
         lost = true;
-        opts.onLost(err as Error);
+        opts.onLost(err);
+      } else if (!failing) {
+        failing = true;
+        if (err instanceof UnreachableError) log.warn({ err }, 'heartbeat failed; coordinator unreachable');
+        else log.warn({ err }, 'heartbeat failed');
       }
     } finally {
       inFlight = false;

@@ -1,28 +1,36 @@
 /**
  * A worker's whole life: connect to the coordinator (retrying, then a clear
- * UnreachableError), ask for the run config, let the caller load the same
- * model, data and backend from it, register with the fingerprints of what was
- * loaded (a mismatch is refused by the coordinator, naming the field), follow
- * the run state in NATS, beat, and run the task loop until a stop order.
- * Everything it opened is closed on every exit path. `bertfleet worker` runs
- * this; flag parsing, backend start-up and data loading stay in cli/.
+ * UnreachableError), ask for the run config, let the caller start the
+ * compute (backend, model, data: in a thread of its own) from it, register
+ * with the fingerprints of what was loaded (a mismatch is refused by the
+ * coordinator, naming the field), follow the run state in NATS, beat, and run
+ * the task loop. When the coordinator forgets it (it was marked left, or the
+ * coordinator restarted) it registers again and resynchronises; when the
+ * coordinator stops without finishing (`stopping`) it waits for it to come
+ * back (cluster.reconnectTimeoutMs). It ends on a stop order, on a drain
+ * (SIGTERM: `drained`), or on an error. Everything it opened is closed on
+ * every exit path. `bertfleet worker` runs this; flag parsing and the
+ * compute's start-up stay in cli/.
  */
 import { hostname } from 'node:os';
-import type { BackendInfo } from '../shared/backend/select.js';
-import { runFingerprints } from '../shared/cluster/fingerprints.js';
+import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import { parseRunConfig, type RunConfig } from '../shared/config/run-config.js';
 import { connectControl, type ControlConnection } from '../shared/control/connect.js';
-import type { RunData } from '../shared/data/run-data.js';
-import { ProtocolError } from '../shared/errors.js';
+import { NotRegisteredError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { BertConfig } from '../shared/model/config.js';
-import type { CoordinatorClient } from '../shared/wire/client.js';
 import { createCoordinatorClient, type ClientOptions } from '../shared/wire/grpc.js';
 import { PROTOCOL_VERSION } from '../shared/wire/messages.js';
-import { WorkerCompute } from './compute.js';
+import type { ReplicaCompute } from './compute-port.js';
+import { CoordinatorLink } from './coordinator-link.js';
 import { startHeartbeat } from './heartbeat.js';
 import { PhaseFollower } from './phase-follower.js';
 import { WorkerLoop } from './worker-loop.js';
+
+export interface StartedCompute {
+  compute: ReplicaCompute;
+  fingerprints: RunFingerprints;
+  close(): Promise<void>;
+}
 
 export interface WorkerOptions {
   /** `host:port` of the coordinator. */
@@ -30,14 +38,17 @@ export interface WorkerOptions {
   natsServers?: string | string[];
   workerId: string;
   log: Logger;
+  /** Aborted: stop now (SIGINT). */
   signal: AbortSignal;
-  /** Loads what the run needs from its config: model config, data, backend. */
-  setup: (config: RunConfig) => Promise<{ bert: BertConfig; data: RunData; backend: BackendInfo }>;
+  /** Aborted: finish the share in hand, leave the run (`drained`), return (SIGTERM). */
+  drain?: AbortSignal;
+  /** Starts what the run needs from its config: backend, model, data, replica. */
+  setup: (config: RunConfig) => Promise<StartedCompute>;
   client?: Partial<Omit<ClientOptions, 'log'>>;
   natsMaxWaitMs?: number;
 }
 
-/** Resolves with the stop reason ('done' or 'failed: ...'). */
+/** Resolves with the end: 'done', 'drained', or 'failed: ...'. */
 export async function runWorker(o: WorkerOptions): Promise<string> {
   const log = o.log.child({ component: 'worker' });
   const client = await createCoordinatorClient(o.coordinator, {
@@ -46,47 +57,74 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
     timeouts: { longPollTimeoutMs: 600_000, ...o.client?.timeouts },
   });
   let conn: ControlConnection | null = null;
-  // Nothing to save on a signal: drop the channel so pending calls end now.
+  let follower: PhaseFollower | null = null;
+  let compute: StartedCompute | null = null;
+  // Nothing to save on a hard stop: drop the channel so pending calls end now.
   const onAbort = (): void => client.close();
   o.signal.addEventListener('abort', onAbort, { once: true });
+  const drain = o.drain ?? new AbortController().signal;
   try {
-    const { runId, config } = await fetchRunConfig(client, o.workerId);
-    const { bert, data, backend } = await o.setup(config);
-    const reply = await client.register({ worker_id: o.workerId, ...runFingerprints(bert, data, backend), pid: process.pid, hostname: hostname() });
-    log.info({ runId, phase: reply.phase, step: reply.current_step, membershipVersion: reply.membership_version }, 'registered');
-    let follower: PhaseFollower | null = null;
+    // Before the run config arrives, the reconnect limit is the default one.
+    const first = new CoordinatorLink(client, { reconnectTimeoutMs: parseRunConfig({}).cluster.reconnectTimeoutMs, log: o.log, signal: o.signal });
+    const { runId, config } = await fetchRunConfig(first, o.workerId);
+    const link = new CoordinatorLink(client, { reconnectTimeoutMs: config.cluster.reconnectTimeoutMs, log: o.log, signal: o.signal });
+    compute = await o.setup(config);
     if (o.natsServers !== undefined) {
       conn = await connectControl({ servers: o.natsServers, name: o.workerId, log: o.log, ...(o.natsMaxWaitMs !== undefined && { maxWaitMs: o.natsMaxWaitMs }) });
       follower = await PhaseFollower.start(conn, { runId, log: o.log });
     }
-    const lost = new AbortController();
-    const loop = new WorkerLoop({
-      workerId: o.workerId, config, bert, numLabels: data.datasets.labels.length, client,
-      compute: new WorkerCompute(bert, data.datasets), log: o.log, signal: AbortSignal.any([o.signal, lost.signal]),
-      phase: () => follower?.phase ?? null,
-    });
-    const heartbeat = startHeartbeat(client, {
-      workerId: o.workerId, intervalMs: reply.heartbeat_interval_ms, log: o.log,
-      state: () => ({ step: loop.step, status: 'training' }),
-      onLost: (err) => lost.abort(err),
-    });
-    try {
-      const reason = await loop.run();
-      log.info({ reason }, 'worker finished');
-      return reason;
-    } finally {
-      heartbeat.stop();
-      await follower?.stop();
+    for (let session = 0; ; session++) {
+      if (session > 0) {
+        const again = await fetchRunConfig(link, o.workerId);
+        if (again.runId !== runId) {
+          throw new ProtocolError(`the coordinator at ${o.coordinator} now runs ${again.runId}, but this worker joined ${runId}: start a new worker for the new run`);
+        }
+      }
+      if (drain.aborted) return 'drained';
+      const reply = await link.register({ worker_id: o.workerId, ...compute.fingerprints, pid: process.pid, hostname: hostname() });
+      log.info({ runId, phase: reply.phase, step: reply.current_step, membershipVersion: reply.membership_version, session }, 'registered');
+      const lost = new AbortController();
+      const loop = new WorkerLoop({
+        workerId: o.workerId, config, link, compute: compute.compute, log: o.log,
+        signal: AbortSignal.any([o.signal, lost.signal]), drain, phase: () => follower?.phase ?? null,
+      });
+      const heartbeat = startHeartbeat(link, {
+        workerId: o.workerId, intervalMs: reply.heartbeat_interval_ms, log: o.log,
+        state: () => ({ step: loop.step, status: drain.aborted ? 'draining' : 'training' }),
+        onLost: (err) => lost.abort(err),
+      });
+      let end;
+      try {
+        end = await loop.run();
+      } catch (err) {
+        if (o.signal.aborted) throw err;
+        const cause = lost.signal.aborted ? lost.signal.reason : err;
+        if (!(cause instanceof NotRegisteredError)) throw err;
+        log.warn({ err: cause }, 'registration lost; registering again');
+        await compute.compute.drop();
+        continue;
+      } finally {
+        heartbeat.stop();
+      }
+      if (end.kind === 'drained') return 'drained';
+      if (end.reason !== 'stopping') {
+        log.info({ reason: end.reason }, 'worker finished');
+        return end.reason;
+      }
+      log.info({ reconnectTimeoutMs: config.cluster.reconnectTimeoutMs }, 'coordinator stopping; waiting for it to come back');
+      await new Promise((r) => setTimeout(r, 1_000));
     }
   } finally {
     o.signal.removeEventListener('abort', onAbort);
+    await follower?.stop();
+    await compute?.close();
     client.close();
     if (conn !== null && (await conn.closeWithin(2_000)) !== 'drained') log.warn('nats connection closed without draining');
   }
 }
 
-async function fetchRunConfig(client: CoordinatorClient, workerId: string): Promise<{ runId: string; config: RunConfig }> {
-  const reply = await client.getRunConfig({ worker_id: workerId, protocol_version: PROTOCOL_VERSION });
+async function fetchRunConfig(link: CoordinatorLink, workerId: string): Promise<{ runId: string; config: RunConfig }> {
+  const reply = await link.getRunConfig({ worker_id: workerId, protocol_version: PROTOCOL_VERSION });
   let raw: unknown;
   try {
     raw = JSON.parse(reply.run_config_json);

@@ -1,59 +1,78 @@
 /**
- * What a registered worker does until told to stop: long-poll the next task;
- * for a training step compute its micro-batches' gradients, upload the
- * subtree partial sums (with per-micro-batch stats), download the reduced
+ * What a registered worker does until told to stop, asked to drain, or told
+ * it is no longer registered: take the next task from the feed; for a
+ * training step compute its micro-batches' gradients (in the compute
+ * thread), upload the subtree partial sums, and while the reduced gradient is
+ * still to come, take any recovery task for the same step (micro-batches a
+ * departed worker owed) and deliver those too; then download the reduced
  * gradient and apply the same update as every replica, reporting a checksum
- * when due; for an evaluation compute its chunks and send the results.
+ * when due. For an evaluation, compute its chunks and send the results.
  * Whenever its replica is not the one a task needs (a phase start, a late
- * join, a phase change seen in NATS) it fetches the coordinator's state and
+ * join, a registration lost) it fetches the coordinator's state and
  * continues after the seq that state includes.
  *
+ * Draining (SIGTERM): the share in hand is finished and uploaded, then the
+ * worker leaves (reason `drained`) without waiting for the reduction.
+ *
  * Knows nothing of process signals or NATS connections: it is given a
- * `phase()` reader and an abort signal.
+ * `phase()` reader and abort signals.
  */
 import { checksumDue } from '../shared/cluster/checksum-due.js';
 import { encodeIndexedStats, encodeStats } from '../shared/cluster/stats-json.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { ProtocolError, ReplicaMismatchError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { BertConfig } from '../shared/model/config.js';
 import type { MicroStats } from '../shared/training/gradients.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
-import type { CoordinatorClient } from '../shared/wire/client.js';
-import { decodeAssignment, type WorkerTask } from './assignment.js';
-import type { PartialSum, WorkerCompute } from './compute.js';
-import { fetchReplica, type HeldReplica } from './fetch-state.js';
+import type { WorkerTask } from './assignment.js';
+import type { ReplicaCompute } from './compute-port.js';
+import type { CoordinatorLink } from './coordinator-link.js';
+import { fetchState } from './fetch-state.js';
 import { TimingWindow } from './step-timings.js';
+import { TaskFeed } from './task-feed.js';
 
 export interface LoopOptions {
   workerId: string;
   config: RunConfig;
-  bert: BertConfig;
-  numLabels: number;
-  client: CoordinatorClient;
-  compute: WorkerCompute;
+  link: CoordinatorLink;
+  compute: ReplicaCompute;
   log: Logger;
+  /** Aborted: stop now (the registration was lost, or a hard stop). */
   signal: AbortSignal;
+  /** Aborted: finish the share in hand, leave, return `drained`. */
+  drain: AbortSignal;
   /** The run's phase as the control plane last said (null without NATS or before any). */
   phase?: () => string | null;
 }
+
+export type LoopEnd = { kind: 'stop'; reason: string } | { kind: 'drained' };
 
 type Train = Extract<WorkerTask, { kind: 'train' }>;
 type Eval = Extract<WorkerTask, { kind: 'eval' }>;
 
 /** A NATS run phase -> the replica it uses ('evaluate' runs on the finetuned one). */
 const REPLICA_OF: Record<string, TrainPhase | undefined> = { pretrain: 'pretrain', finetune: 'finetune', evaluate: 'finetune' };
+const ORDER: Record<TrainPhase, number> = { pretrain: 0, finetune: 1 };
+
+interface Held {
+  phase: TrainPhase;
+  step: number;
+  paramCount: number;
+}
 
 export class WorkerLoop {
-  private held: HeldReplica | null = null;
-  private afterSeq = 0;
+  private held: Held | null = null;
   private resyncs = 0;
   private reduced: Float32Array | null = null;
   private readonly timings = new TimingWindow();
   private readonly log: Logger;
+  private readonly feed: TaskFeed;
+  private readonly either: AbortSignal;
 
   constructor(private readonly o: LoopOptions) {
     this.log = o.log.child({ component: 'worker-loop' });
+    this.feed = new TaskFeed(o.link, o.workerId, 0, o.log);
+    this.either = AbortSignal.any([o.signal, o.drain]);
   }
 
   /** Steps applied in the current phase (for heartbeats). */
@@ -61,30 +80,57 @@ export class WorkerLoop {
     return this.held?.step ?? 0;
   }
 
-  /** Runs until a stop order; returns its reason ('done', or 'failed: ...'). */
-  async run(): Promise<string> {
-    for (;;) {
-      this.o.signal.throwIfAborted();
-      await this.followPhase();
-      const task = decodeAssignment(await this.o.client.nextAssignment({ worker_id: this.o.workerId, after_seq: this.afterSeq }));
-      if (task.kind === 'idle') continue;
-      if (task.kind === 'stop') {
-        this.log.info({ seq: task.seq, reason: task.reason }, 'stop order received');
-        this.held?.replica.releaseTensors();
-        return task.reason;
+  async run(): Promise<LoopEnd> {
+    this.feed.start();
+    try {
+      for (;;) {
+        this.o.signal.throwIfAborted();
+        if (this.o.drain.aborted) return await this.leave('idle');
+        await this.followPhase();
+        let task: Exclude<WorkerTask, { kind: 'idle' }>;
+        try {
+          task = await this.feed.next(this.either);
+        } catch (err) {
+          if (this.o.drain.aborted && !this.o.signal.aborted) continue;
+          throw err;
+        }
+        if (task.kind === 'stop') {
+          this.log.info({ seq: task.seq, reason: task.reason }, 'stop order received');
+          await this.dropReplica();
+          return { kind: 'stop', reason: task.reason };
+        }
+        if (this.stale(task)) continue;
+        if ((task.kind === 'eval' && task.chunks.length === 0) || (task.kind === 'train' && task.recovery && task.micro.length === 0)) continue;
+        if (this.held === null || this.held.phase !== task.phase || this.held.step !== task.step) {
+          await this.resync(task);
+          continue;
+        }
+        this.resyncs = 0;
+        if (task.kind === 'eval') await this.evaluate(task);
+        else if ((await this.train(task, this.held)) === 'drained') return await this.leave('uploaded');
       }
-      if (task.kind === 'eval' && task.chunks.length === 0) {
-        this.afterSeq = task.seq;
-        continue;
-      }
-      if (this.held === null || this.held.phase !== task.phase || this.held.step !== task.step) {
-        await this.resync(task);
-        continue;
-      }
-      this.resyncs = 0;
-      const done = task.kind === 'train' ? await this.train(task, this.held) : await this.evaluate(task, this.held);
-      if (done) this.afterSeq = task.seq;
+    } finally {
+      this.feed.stop();
     }
+  }
+
+  /** A task for a step this replica has already applied (or an earlier phase): nothing to do. */
+  private stale(task: Train | Eval): boolean {
+    const h = this.held;
+    if (h === null) return false;
+    if (ORDER[task.phase] !== ORDER[h.phase]) return ORDER[task.phase] < ORDER[h.phase];
+    return task.kind === 'train' ? task.step < h.step : false;
+  }
+
+  private async leave(when: 'idle' | 'uploaded'): Promise<LoopEnd> {
+    try {
+      const r = await this.o.link.leave({ worker_id: this.o.workerId, reason: 'drained', detail: when === 'idle' ? 'asked to leave (SIGTERM)' : 'asked to leave (SIGTERM) after delivering its share' }, 5_000);
+      this.log.info({ reassigned: r.reassigned, step: this.step }, 'left the run (drained)');
+    } catch (err) {
+      this.log.warn({ err }, 'leave not acknowledged; exiting anyway');
+    }
+    await this.dropReplica();
+    return { kind: 'drained' };
   }
 
   /**
@@ -108,93 +154,111 @@ export class WorkerLoop {
   }
 
   private async fetch(phase: TrainPhase): Promise<void> {
-    this.held?.replica.releaseTensors();
+    await this.dropReplica();
+    const t0 = performance.now();
+    const got = await fetchState(this.o.link, { workerId: this.o.workerId, phase });
+    const paramCount = got.state.params.length;
+    await this.o.compute.load(got.state); // transfers the arrays to the compute thread
+    this.held = { phase: got.state.phase, step: got.state.step, paramCount };
+    this.feed.restartAfter(got.seq);
+    this.log.info({ phase: got.state.phase, step: got.state.step, seq: got.seq, bytes: got.bytes, durationMs: Math.round(performance.now() - t0) }, 'state fetched');
+  }
+
+  private async dropReplica(): Promise<void> {
+    if (this.held === null) return;
     this.held = null;
-    const t0 = performance.now();
-    const got = await fetchReplica(this.o.client, { workerId: this.o.workerId, phase }, this.o);
-    this.held = got.held;
-    this.afterSeq = Math.max(this.afterSeq, got.seq);
-    this.log.info({ phase: got.held.phase, step: got.held.step, seq: got.seq, bytes: got.bytes, durationMs: Math.round(performance.now() - t0) }, 'state fetched');
+    await this.o.compute.drop();
   }
 
-  /** False when the step could not be applied and the replica was dropped (resync next). */
-  private async train(task: Train, held: HeldReplica): Promise<boolean> {
+  /** 'drained' when a drain was asked for: the share is uploaded, the worker leaves without applying. */
+  private async train(task: Train, held: Held): Promise<'applied' | 'resync' | 'drained'> {
     const t0 = performance.now();
-    const { partials, stats } = task.micro.length === 0
-      ? { partials: [], stats: new Map<number, MicroStats>() }
-      : this.o.compute.gradients(held.replica, task.dataset, task.micro, task.subtrees, task.counts);
-    const t1 = performance.now();
-    const got = await this.exchange(task, held, partials, stats);
-    if (got === null) {
-      held.replica.releaseTensors();
-      this.held = null;
-      return false;
-    }
-    const t3 = performance.now();
-    held.replica.applyGradient(got.grad, task.step, held.update);
-    held.step = task.step + 1;
-    const t4 = performance.now();
-    await this.checkReplica(held);
-    const sequences = task.micro.reduce((n, m) => n + m.examples.length, 0);
-    this.timings.add({
-      computeMs: t1 - t0, uploadMs: got.uploadedAt - t1, exchangeMs: t3 - t1, waitMs: got.readyAt - got.uploadedAt,
-      downloadMs: t3 - got.readyAt, applyMs: t4 - t3, stepMs: t4 - t0, sequences,
-    });
-    if (this.timings.size >= this.o.config.logEverySteps || held.step === this.o.config[held.phase].steps) await this.report(held);
-    return true;
-  }
-
-  /**
-   * Uploads this worker's partial sums and downloads the step's reduced
-   * gradient. The download is asked for first: the coordinator answers it the
-   * moment the step is reduced, with no round trip after the last upload.
-   * Null when the gradient is no longer kept (the worker resyncs from the state).
-   */
-  private async exchange(task: Train, held: HeldReplica, partials: readonly PartialSum[], stats: ReadonlyMap<number, MicroStats>) {
-    const { client, workerId } = this.o;
-    const total = held.replica.params.length;
-    if (this.reduced?.length !== total) this.reduced = new Float32Array(total);
+    const { link, workerId } = this.o;
+    if (this.reduced?.length !== held.paramCount) this.reduced = new Float32Array(held.paramCount);
     const into = this.reduced;
     let readyAt = 0;
-    const pulling = client.pullReduced({ worker_id: workerId, step: task.step, phase: task.phase }, { into: () => ((readyAt = performance.now()), into) });
+    const pulling = link.pullReduced({ worker_id: workerId, step: task.step, phase: task.phase }, () => ((readyAt = performance.now()), into));
     pulling.catch(() => undefined); // awaited below; an upload failure must not leave it unhandled
-    for (const p of partials) {
-      const indexed = Array.from({ length: p.range.hi - p.range.lo }, (_, k) => ({ index: p.range.lo + k, stats: stats.get(p.range.lo + k)! }));
-      await client.pushGradient({ worker_id: workerId, step: task.step, phase: task.phase, range: p.range, stats_json: encodeIndexedStats(indexed) }, p.grad);
-    }
+    let computeMs = await this.deliver(task);
     const uploadedAt = performance.now();
-    try {
-      const grad = await pulling;
-      return { grad, uploadedAt, readyAt: Math.max(readyAt, uploadedAt) };
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      this.log.warn({ err, step: task.step }, 'reduced gradient unavailable; resynchronising from the state');
-      return null;
+    let sequences = task.micro.reduce((n, m) => n + m.examples.length, 0);
+    // Until the reduced gradient comes: recovery tasks for this very step are ours to deliver too.
+    for (;;) {
+      if (this.o.drain.aborted) return 'drained';
+      const waiting = new AbortController();
+      const next = await Promise.race([
+        pulling.then(() => 'pulled' as const, () => 'pulled' as const),
+        this.feed.wait(AbortSignal.any([waiting.signal, this.o.drain, this.o.signal])).then(() => 'task' as const, () => 'task' as const),
+      ]);
+      waiting.abort();
+      this.o.signal.throwIfAborted();
+      if (next === 'pulled') break;
+      if (this.o.drain.aborted) return 'drained';
+      const t = this.feed.peek();
+      if (t === undefined || t.kind !== 'train' || !t.recovery || t.phase !== task.phase || t.step !== task.step) break;
+      this.feed.take();
+      if (t.micro.length > 0) {
+        this.log.info({ step: t.step, seq: t.seq, microBatches: t.micro.map((m) => m.index) }, 'recovery task: computing micro-batches of a departed worker');
+        computeMs += await this.deliver(t);
+        sequences += t.micro.reduce((n, m) => n + m.examples.length, 0);
+      }
     }
+    let grad: Float32Array;
+    try {
+      grad = await pulling;
+    } catch (err) {
+      if (!(err instanceof ProtocolError) || err.name === 'NotRegisteredError') throw err;
+      this.log.warn({ err, step: task.step }, 'reduced gradient unavailable; resynchronising from the state');
+      await this.dropReplica();
+      return 'resync';
+    }
+    const t3 = performance.now();
+    const due = checksumDue(this.o.config, held.phase, task.step + 1);
+    const applied = await this.o.compute.apply(grad, task.step, { checksum: due });
+    this.reduced = applied.grad;
+    held.step = task.step + 1;
+    const t4 = performance.now();
+    if (applied.checksum !== null) await this.checkReplica(held, applied.checksum);
+    this.timings.add({
+      computeMs, uploadMs: uploadedAt - t0 - computeMs, exchangeMs: t3 - t0 - computeMs, waitMs: Math.max(0, (readyAt || t3) - uploadedAt),
+      downloadMs: t3 - Math.max(readyAt, uploadedAt), applyMs: t4 - t3, stepMs: t4 - t0, sequences,
+    });
+    if (this.timings.size >= this.o.config.logEverySteps || held.step === this.o.config[held.phase].steps) await this.report(held);
+    return 'applied';
   }
 
-  private async checkReplica(held: HeldReplica): Promise<void> {
-    if (!checksumDue(this.o.config, held.phase, held.step)) return;
-    const checksum = held.replica.checksum();
-    const r = await this.o.client.reportChecksum({ worker_id: this.o.workerId, phase: held.phase, step: held.step, checksum });
+  /** Computes a train task's micro-batches and uploads their subtree sums; returns the compute time. */
+  private async deliver(task: Train): Promise<number> {
+    if (task.micro.length === 0) return 0;
+    const { partials, stats, computeMs } = await this.o.compute.gradients({ dataset: task.dataset, micro: task.micro, subtrees: task.subtrees, counts: task.counts });
+    const perMicro = computeMs / task.micro.length;
+    for (const p of partials) {
+      const indexed = Array.from({ length: p.range.hi - p.range.lo }, (_, k) => ({ index: p.range.lo + k, stats: stats.get(p.range.lo + k) as MicroStats }));
+      await this.o.link.pushGradient({
+        worker_id: this.o.workerId, step: task.step, phase: task.phase, range: p.range, stats_json: encodeIndexedStats(indexed),
+        compute_ms: perMicro * (p.range.hi - p.range.lo),
+      }, p.grad);
+    }
+    return computeMs;
+  }
+
+  private async checkReplica(held: Held, checksum: string): Promise<void> {
+    const r = await this.o.link.reportChecksum({ worker_id: this.o.workerId, phase: held.phase, step: held.step, checksum });
     if (!r.match) {
       throw new ReplicaMismatchError(`replica of worker ${this.o.workerId} differs from the coordinator's after ${held.phase} step ${held.step}: expected checksum ${r.reference_checksum}, got ${checksum}`);
     }
   }
 
-  private async report(held: HeldReplica): Promise<void> {
+  private async report(held: Held): Promise<void> {
     const window = { phase: held.phase, ...this.timings.take() };
     this.log.info(window, 'worker steps');
-    await this.o.client.reportMetrics({ worker_id: this.o.workerId, step: held.step, json: JSON.stringify(window) });
+    await this.o.link.reportMetrics({ worker_id: this.o.workerId, step: held.step, json: JSON.stringify(window) });
   }
 
-  private async evaluate(task: Eval, held: HeldReplica): Promise<boolean> {
-    const results = task.chunks.map((c) => {
-      const r = this.o.compute.evaluate(held.replica, task.dataset, c.examples);
-      return { index: c.index, stats_json: encodeStats(r.stats), predictions: [...r.predictions] };
-    });
-    await this.o.client.pushEvalResults({ worker_id: this.o.workerId, seq: task.seq, results });
-    this.log.debug({ seq: task.seq, chunks: results.length, dataset: task.dataset }, 'eval chunks sent');
-    return true;
+  private async evaluate(task: Eval): Promise<void> {
+    const out = await this.o.compute.evaluate({ dataset: task.dataset, chunks: task.chunks });
+    const results = out.map((r) => ({ index: r.index, stats_json: encodeStats(r.stats), predictions: [...r.predictions] }));
+    await this.o.link.pushEvalResults({ worker_id: this.o.workerId, seq: task.seq, results });
+    this.log.debug({ seq: task.seq, chunks: results.length, dataset: task.dataset, recovery: task.recovery }, 'eval chunks sent');
   }
 }

@@ -78,9 +78,14 @@ export const runConfigSchema = z
       .object({
         /** Workers report their replica's checksum every N steps and at each phase's end. */
         checksumEverySteps: posInt.default(10),
-        heartbeatIntervalMs: posInt.default(2_000),
-        /** A worker silent this long is marked left (any call counts, not only heartbeats). */
-        heartbeatTimeoutMs: posInt.default(60_000),
+        /** Workers beat this often, from their main thread (compute runs in a thread of its own). */
+        heartbeatIntervalMs: posInt.default(1_000),
+        /** A worker silent this long is marked left and its outstanding work handed to the others (any call counts). */
+        heartbeatTimeoutMs: posInt.default(6_000),
+        /** With no live worker, the coordinator waits this long for one to join before it fails the run. */
+        workerWaitTimeoutMs: posInt.default(600_000),
+        /** A worker keeps retrying an unreachable coordinator (restarting, say) this long before it gives up. */
+        reconnectTimeoutMs: posInt.default(120_000),
       })
       .strict()
       .prefault({}),

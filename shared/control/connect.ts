@@ -2,8 +2,11 @@
  * The NATS connection of the control plane. `connectControl` retries the first
  * connection with exponential backoff, then throws UnreachableError naming the
  * servers; once connected, nats.js reconnects forever on its own
- * (`reconnect: true, maxReconnectAttempts: -1`), and status listeners hear of
- * each disconnect and reconnect so readers can re-read the run state.
+ * (`reconnect: true, maxReconnectAttempts: -1`, every `reconnectTimeWaitMs`
+ * plus jitter), so a nats-server restart costs only the time it is down: a
+ * publish made meanwhile is buffered, a JetStream request times out and its
+ * caller retries (run-control.ts, lease.ts), and status listeners hear of each
+ * disconnect and reconnect so watches re-open (run-state-watch.ts).
  *
  * shared/control is the only importer of `nats`; callers hold a
  * ControlConnection and pass it to run-state.ts and subjects.ts. Knows nothing
@@ -31,6 +34,8 @@ export interface ControlConnectOptions {
   maxDelayMs?: number;
   /** After a connection is lost: wait between reconnect attempts (they never stop). */
   reconnectTimeWaitMs?: number;
+  /** Ping the server this often; 3 unanswered pings count as a lost connection (a host gone without closing it). */
+  pingIntervalMs?: number;
 }
 
 /** A connection lifecycle change, as nats.js reports it. */
@@ -95,7 +100,9 @@ export class ControlConnection {
   private async forwardStatus(): Promise<void> {
     for await (const s of this.statusIter) {
       const status = toControlStatus(s);
-      this.log.debug({ status }, 'nats status');
+      if (status.type === 'disconnect') this.log.warn({ server: status.detail }, 'nats connection lost; reconnecting');
+      else if (status.type === 'reconnect') this.log.info({ server: status.detail }, 'nats reconnected');
+      else this.log.debug({ status }, 'nats status');
       for (const l of this.listeners) {
         try {
           l(status);
@@ -128,6 +135,8 @@ export async function connectControl(opts: ControlConnectOptions): Promise<Contr
         reconnect: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1_000,
+        pingInterval: opts.pingIntervalMs ?? 10_000,
+        maxPingOut: 3,
       }),
     {
       initialDelayMs: opts.initialDelayMs ?? 200,

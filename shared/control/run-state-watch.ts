@@ -11,9 +11,12 @@
 import type { KV, KvEntry, QueuedIterator } from 'nats';
 import { UnreachableError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { retryWithBackoff } from '../wire/backoff.js';
+import { retryTransient } from '../async/retry.js';
 import type { ControlConnection } from './connect.js';
 import { decodeRunState, type VersionedRunState } from './run-state-schema.js';
+
+/** How long a watch keeps trying to re-open after a reconnect before it fails. */
+const REOPEN_DEADLINE_MS = 60_000;
 
 export class RunStateWatch implements AsyncIterableIterator<VersionedRunState> {
   private readonly queue: VersionedRunState[] = [];
@@ -109,15 +112,15 @@ export class RunStateWatch implements AsyncIterableIterator<VersionedRunState> {
     this.iter?.stop();
     await this.pump;
     try {
-      await retryWithBackoff(() => this.open(), {
+      // JetStream may answer a little after the connection is back (or the server may flap): keep trying a while.
+      await retryTransient(() => this.open(), {
+        deadlineMs: REOPEN_DEADLINE_MS,
         initialDelayMs: 100,
         maxDelayMs: 2_000,
-        maxAttempts: 8,
-        onRetry: ({ attempts, lastError }) => this.log.warn({ attempts, err: lastError }, 'run state watch not reopened yet; retrying'),
-        onExhausted: ({ attempts, elapsedMs, lastError }) =>
-          new UnreachableError(`run state watch of ${this.key} could not be reopened after ${attempts} attempts in ${elapsedMs} ms`, {
-            cause: lastError,
-          }),
+        retryable: () => !this.stopped,
+        onRetry: ({ attempt, err }) => this.log.warn({ attempt, err }, 'run state watch not reopened yet; retrying'),
+        onGiveUp: ({ attempts, elapsedMs, err }) =>
+          new UnreachableError(`run state watch of ${this.key} could not be reopened after ${attempts} attempts in ${elapsedMs} ms`, { cause: err }),
       });
     } catch (err) {
       this.fail(err);

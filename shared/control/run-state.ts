@@ -14,6 +14,7 @@ import type { KV } from 'nats';
 import { BertfleetError, ProtocolError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ControlConnection } from './connect.js';
+import { isWrongLastSequence } from './kv-errors.js';
 import {
   checkRunId,
   decodeRunState,
@@ -42,12 +43,6 @@ export class RunStateConflictError extends BertfleetError {
   ) {
     super(`run state of ${runId} was changed by another writer: expected revision ${expectedRevision}, current ${currentRevision ?? 'unknown'}`, options);
   }
-}
-
-const JS_WRONG_LAST_SEQUENCE = 10071;
-
-function isWrongLastSequence(err: unknown): boolean {
-  return (err as { api_error?: { err_code?: number } } | null)?.api_error?.err_code === JS_WRONG_LAST_SEQUENCE;
 }
 
 export interface RunStateBucketOptions {
@@ -115,9 +110,10 @@ export class RunStateWriter {
   /**
    * Creates the state unless it exists; returns the stored one either way
    * (`created` says which), so a restarted coordinator resumes the run.
+   * `atMs` (default now) stamps the state: pass the same one when retrying.
    */
-  async createIfAbsent(initial: RunStateInput): Promise<VersionedRunState & { created: boolean }> {
-    const state = this.complete(initial);
+  async createIfAbsent(initial: RunStateInput, atMs?: number): Promise<VersionedRunState & { created: boolean }> {
+    const state = this.complete(initial, atMs);
     try {
       const revision = await this.kv.create(this.runId, encodeRunState(state));
       this.log.info({ revision, phase: state.phase, step: state.step }, 'run state created');
@@ -128,24 +124,37 @@ export class RunStateWriter {
     const e = await this.kv.get(this.runId);
     const current = e === null ? null : decodeRunState(e);
     if (current === null) throw new ProtocolError(`run state ${this.runId} exists but could not be read back`);
-    return { ...current, created: false };
+    // An earlier attempt of this very call landed though its reply was lost.
+    return { ...current, created: sameState(current.state, state) };
   }
 
-  /** Replaces revision `expectedRevision`; RunStateConflictError if it is not current. */
-  async update(next: RunStateInput, expectedRevision: number): Promise<VersionedRunState> {
-    const state = this.complete(next);
+  /**
+   * Replaces revision `expectedRevision`; RunStateConflictError if it is not
+   * current. Safe to retry with the same `atMs` after a lost reply: if the
+   * current revision holds exactly this state, that earlier attempt landed
+   * and is returned.
+   */
+  async update(next: RunStateInput, expectedRevision: number, atMs?: number): Promise<VersionedRunState> {
+    const state = this.complete(next, atMs);
     try {
       const revision = await this.kv.update(this.runId, encodeRunState(state), expectedRevision);
       this.log.info({ revision, phase: state.phase, step: state.step }, 'run state updated');
       return { state, revision };
     } catch (err) {
       if (!isWrongLastSequence(err)) throw err;
-      const current = await this.kv.get(this.runId);
-      throw new RunStateConflictError(this.runId, expectedRevision, current?.revision ?? null, { cause: err });
+      const e = await this.kv.get(this.runId);
+      const current = e === null ? null : decodeRunState(e);
+      if (current !== null && current.revision > expectedRevision && sameState(current.state, state)) return current;
+      throw new RunStateConflictError(this.runId, expectedRevision, e?.revision ?? null, { cause: err });
     }
   }
 
-  private complete(input: RunStateInput): RunState {
-    return { ...input, run_id: this.runId, coordinator_id: this.coordinatorId, updated_at_ms: this.nowMs() };
+  private complete(input: RunStateInput, atMs: number | undefined): RunState {
+    return { ...input, run_id: this.runId, coordinator_id: this.coordinatorId, updated_at_ms: atMs ?? this.nowMs() };
   }
+}
+
+/** Field-by-field equality of two states (the schema's fields are all scalars). */
+function sameState(a: RunState, b: RunState): boolean {
+  return (Object.keys(b) as (keyof RunState)[]).every((k) => a[k] === b[k]) && Object.keys(a).length === Object.keys(b).length;
 }

@@ -17,6 +17,8 @@ import type {
   GradientHeader,
   HeartbeatReply,
   HeartbeatRequest,
+  LeaveReply,
+  LeaveRequest,
   MetricsRequest,
   PullRequest,
   PushAck,
@@ -88,6 +90,10 @@ export class CoordinatorClient {
 
   pushEvalResults(req: EvalResults, o: CallOptions = {}): Promise<EvalAck> {
     return this.rpc.unary('PushEvalResults', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
+  }
+
+  leave(req: LeaveRequest, o: CallOptions = {}): Promise<LeaveReply> {
+    return this.rpc.unary('Leave', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
   }
 
   async reportMetrics(req: MetricsRequest, o: CallOptions = {}): Promise<void> {

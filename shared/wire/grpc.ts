@@ -136,6 +136,7 @@ export function createServer(impl: CoordinatorHandlers, opts: ServerOptions): Co
     FetchState: serverStream('FetchState', impl.fetchState.bind(impl)),
     ReportChecksum: unary('ReportChecksum', impl.reportChecksum.bind(impl)),
     ReportMetrics: unary('ReportMetrics', impl.reportMetrics.bind(impl)),
+    Leave: unary('Leave', impl.leave.bind(impl)),
   });
   return {
     startServer: async (host, port) => {

@@ -12,7 +12,7 @@
  */
 
 /** Bumped on any incompatible change to proto/bertfleet.proto. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export type Empty = Record<string, never>;
 
@@ -94,7 +94,10 @@ export interface Assignment {
   counts: GlobalCounts | null;
   eval_chunks: EvalChunk[];
   membership_version: number;
+  /** 'done' | 'failed' | 'stopping', then ': detail' when there is one. */
   stop_reason: string;
+  /** Train: hands over micro-batches of a step already sent (another worker left). */
+  recovery: boolean;
 }
 
 export interface GradientHeader {
@@ -106,6 +109,8 @@ export interface GradientHeader {
   crc32: number;
   /** Uploads: [{index, stats}] as JSON; '' on the reduced gradient. */
   stats_json: string;
+  /** Uploads: compute time of the range's micro-batches (ms); 0 (or absent when sending) on the reduced gradient. */
+  compute_ms?: number;
 }
 
 /** Exactly one of `header` or `data` is set; `kind` names which. */
@@ -194,6 +199,17 @@ export interface EvalResults {
 export interface EvalAck {
   seq: number;
   accepted: number;
+}
+
+export interface LeaveRequest {
+  worker_id: string;
+  /** 'drained' | 'error' */
+  reason: string;
+  detail: string;
+}
+
+export interface LeaveReply {
+  reassigned: number;
 }
 
 export interface MetricsRequest {

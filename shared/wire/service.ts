@@ -16,6 +16,8 @@ import type {
   GradientChunk,
   HeartbeatReply,
   HeartbeatRequest,
+  LeaveReply,
+  LeaveRequest,
   MetricsRequest,
   PullRequest,
   PushAck,
@@ -51,6 +53,7 @@ export interface CoordinatorHandlers {
   fetchState(req: StateRequest, ctx: CallContext): AsyncIterable<StateChunk>;
   reportChecksum(req: ChecksumRequest, ctx: CallContext): Promise<ChecksumReply>;
   reportMetrics(req: MetricsRequest, ctx: CallContext): Promise<Empty>;
+  leave(req: LeaveRequest, ctx: CallContext): Promise<LeaveReply>;
 }
 
 /** RPC name in the .proto -> [request, response], by call shape. */
@@ -62,6 +65,7 @@ export interface UnaryMethods {
   PushEvalResults: [EvalResults, EvalAck];
   ReportChecksum: [ChecksumRequest, ChecksumReply];
   ReportMetrics: [MetricsRequest, Empty];
+  Leave: [LeaveRequest, LeaveReply];
 }
 export interface ClientStreamMethods {
   PushGradient: [GradientChunk, PushAck];

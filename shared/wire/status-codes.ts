@@ -11,11 +11,13 @@
  * so this file needs no grpc import.
  */
 import {
+  AlreadyReceivedError,
   BackendError,
   BertfleetError,
   CheckpointError,
   ConfigError,
   InputError,
+  NotRegisteredError,
   ProtocolError,
   ReplicaMismatchError,
   ShapeError,
@@ -28,6 +30,7 @@ export const GrpcStatus = {
   UNKNOWN: 2,
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
+  ALREADY_EXISTS: 6,
   FAILED_PRECONDITION: 9,
   ABORTED: 10,
   UNIMPLEMENTED: 12,
@@ -68,6 +71,8 @@ const TABLE: readonly Row[] = [
     rebuild: (m, f, cause) => new ConfigError(Array.isArray(f['problems']) ? f['problems'].map(String) : [m], { cause }),
   },
   { ctor: InputError, code: GrpcStatus.INVALID_ARGUMENT, fields: () => ({}), rebuild: messageOnly(InputError) },
+  { ctor: NotRegisteredError, code: GrpcStatus.FAILED_PRECONDITION, fields: () => ({}), rebuild: messageOnly(NotRegisteredError) },
+  { ctor: AlreadyReceivedError, code: GrpcStatus.ALREADY_EXISTS, fields: () => ({}), rebuild: messageOnly(AlreadyReceivedError) },
   { ctor: ProtocolError, code: GrpcStatus.FAILED_PRECONDITION, fields: () => ({}), rebuild: messageOnly(ProtocolError) },
   { ctor: ReplicaMismatchError, code: GrpcStatus.DATA_LOSS, fields: () => ({}), rebuild: messageOnly(ReplicaMismatchError) },
   { ctor: CheckpointError, code: GrpcStatus.INTERNAL, fields: () => ({}), rebuild: messageOnly(CheckpointError) },

@@ -65,7 +65,7 @@ class TinyCoordinator implements CoordinatorHandlers {
     return {
       run_id: 'run-1', kind: 'train', seq: step, phase: 'pretrain', step, dataset: 'pretrain', micro_batch_size: 8, num_micro_batches: 4,
       micro_batches, subtrees: [{ lo: 0, hi: 4 }], counts: { sequences: 32, masked_tokens: 90, has_masked_tokens: true },
-      eval_chunks: [], membership_version: 1, stop_reason: '',
+      eval_chunks: [], membership_version: 1, stop_reason: '', recovery: false,
     };
   }
 
@@ -103,6 +103,10 @@ class TinyCoordinator implements CoordinatorHandlers {
 
   async reportMetrics() {
     return {};
+  }
+
+  async leave() {
+    return { reassigned: 0 };
   }
 }
 

@@ -1,14 +1,17 @@
 /**
  * The distributed reduction without any network: partitions are contiguous
- * blocks in id order; partial sums over each block's subtrees, finished by the
- * coordinator in any arrival order, give the same bits as one process summing
- * every micro-batch gradient; uploads that are not owed are refused.
+ * blocks in id order, weighted by speed (largest remainder, checked by hand);
+ * partial sums over each block's subtrees, finished by the coordinator in any
+ * arrival order, give the same bits as one process summing every micro-batch
+ * gradient — also when a worker leaves owing part of its share and the rest is
+ * reassigned; uploads that are not owed are refused, repeats recognised.
  */
 import { describe, expect, it } from 'vitest';
-import { partition } from '../../coordinator/partition.js';
-import { StepReduction } from '../../coordinator/step-reduction.js';
+const partition = cut;
+import { apportion, partition as cut } from '../../coordinator/partition.js';
+import { StepRound } from '../../coordinator/step-round.js';
 import { TaskLog } from '../../coordinator/task-log.js';
-import { ProtocolError } from '../../shared/errors.js';
+import { AlreadyReceivedError, ProtocolError } from '../../shared/errors.js';
 import { treeSum } from '../../shared/training/tree-sum.js';
 
 const STATS = { sequences: 4, lossSum: 1.5, nspLossSum: 0.25, correct: 2, nspCorrect: 3, maskedTokens: 7 };
@@ -32,8 +35,30 @@ function bits(v: Float32Array): Buffer {
 describe('partition', () => {
   it('cuts M items into contiguous blocks in worker-id order, the first ones one longer', () => {
     const blocks = partition(7, ['w3', 'w1', 'w2']);
-    expect(blocks.map((b) => [b.workerId, b.range.lo, b.range.hi])).toEqual([['w1', 0, 3], ['w2', 3, 5], ['w3', 5, 7]]);
-    for (const b of blocks) expect(b.subtrees.reduce((n, r) => n + r.hi - r.lo, 0)).toBe(b.range.hi - b.range.lo);
+    expect(blocks.map((b) => [b.workerId, b.ranges])).toEqual([['w1', [{ lo: 0, hi: 3 }]], ['w2', [{ lo: 3, hi: 5 }]], ['w3', [{ lo: 5, hi: 7 }]]]);
+    for (const b of blocks) expect(b.subtrees.reduce((n, r) => n + r.hi - r.lo, 0)).toBe(b.ranges[0]!.hi - b.ranges[0]!.lo);
+  });
+
+  it('apportions by largest remainder: 8 items at speeds 1 : 1 : 0.5 give 3.2, 3.2, 1.6 -> 3, 3, 2', () => {
+    expect(apportion(8, [1, 1, 0.5])).toEqual([3, 3, 2]);
+    // 7 at 2 : 1 -> 4.67, 2.33 -> 5, 2; ties go to the earlier worker: 3 at 1 : 1 -> 2, 1
+    expect(apportion(7, [2, 1])).toEqual([5, 2]);
+    expect(apportion(3, [1, 1])).toEqual([2, 1]);
+  });
+
+  it('gives a slow worker fewer micro-batches, and unmeasured ones the mean speed', () => {
+    const weights = new Map([['a', 0.1], ['b', 0.3]]); // ms per micro-batch 10 and 3.3
+    expect(partition(8, ['b', 'a'], { weights }).map((b) => [b.workerId, b.ranges])).toEqual([['a', [{ lo: 0, hi: 2 }]], ['b', [{ lo: 2, hi: 8 }]]]);
+    // c unmeasured: weight (0.1 + 0.3) / 2 = 0.2 -> 8 * [0.1, 0.3, 0.2] / 0.6 = 1.33, 4, 2.67 -> 1, 4, 3
+    expect(partition(8, ['a', 'b', 'c'], { weights }).map((b) => b.ranges[0]!.hi - b.ranges[0]!.lo)).toEqual([1, 4, 3]);
+  });
+
+  it('cuts a scattered remainder into subtrees of the same tree', () => {
+    const blocks = partition(8, ['x', 'y'], { items: [{ lo: 0, hi: 2 }, { lo: 4, hi: 8 }] });
+    expect(blocks.map((b) => [b.workerId, b.ranges, b.subtrees])).toEqual([
+      ['x', [{ lo: 0, hi: 2 }, { lo: 4, hi: 5 }], [{ lo: 0, hi: 2 }, { lo: 4, hi: 5 }]],
+      ['y', [{ lo: 5, hi: 8 }], [{ lo: 5, hi: 6 }, { lo: 6, hi: 8 }]],
+    ]);
   });
 
   it('gives nothing to workers beyond the number of items', () => {
@@ -46,14 +71,14 @@ describe('partition', () => {
   });
 });
 
-describe('StepReduction', () => {
+describe('StepRound', () => {
   for (const M of [1, 3, 4, 5, 8]) {
     for (const n of [1, 2, 3]) {
       it(`finishes partial sums to the single-process bits (M=${M}, ${n} workers, reversed arrival)`, () => {
         const leaves = Array.from({ length: M }, (_, i) => randomVector(257, 11 * M + i));
         const expected = treeSum({ lo: 0, hi: M }, (i) => leaves[i]!);
         const blocks = partition(M, Array.from({ length: n }, (_, i) => `w${i}`));
-        const r = new StepReduction('pretrain', 3, M, blocks);
+        const r = new StepRound('pretrain', 3, M, blocks);
         const uploads = blocks.flatMap((b) => b.subtrees.map((range) => ({ w: b.workerId, range })));
         for (const u of uploads.reverse()) {
           const stats = Array.from({ length: u.range.hi - u.range.lo }, (_, k) => ({ index: u.range.lo + k, stats: STATS }));
@@ -69,16 +94,45 @@ describe('StepReduction', () => {
   }
 
   it('refuses a range not assigned to the worker, a duplicate, and anything after the reduction', () => {
-    const r = new StepReduction('finetune', 2, 4, partition(4, ['a', 'b']));
+    const r = new StepRound('finetune', 2, 4, partition(4, ['a', 'b']));
     expect(() => r.checkUpload('b', { lo: 0, hi: 2 })).toThrow(/range \[0, 2\) is not assigned to it: expected one of \[2, 4\)/);
     expect(() => r.checkUpload('a', null)).toThrow(ProtocolError);
     const g = new Float32Array(4);
     r.accept('a', { lo: 0, hi: 2 }, g, [{ index: 0, stats: STATS }, { index: 1, stats: STATS }]);
-    expect(() => r.checkUpload('a', { lo: 0, hi: 2 })).toThrow(/already received/);
+    expect(() => r.checkUpload('a', { lo: 0, hi: 2 })).toThrow(AlreadyReceivedError);
+    expect(() => r.checkUpload('b', { lo: 0, hi: 2 })).toThrow(/not assigned to it/);
     expect(() => r.accept('b', { lo: 2, hi: 4 }, g, [])).toThrow(/stats expected for micro-batches \[2,3\], got \[\]/);
     r.accept('b', { lo: 2, hi: 4 }, g, [{ index: 3, stats: STATS }, { index: 2, stats: STATS }]);
-    expect(() => r.checkUpload('b', { lo: 2, hi: 4 })).toThrow(/step 2 is already reduced/);
+    expect(() => r.checkUpload('b', { lo: 2, hi: 4 })).toThrow(AlreadyReceivedError);
   });
+
+  for (const [M, lost] of [[8, 'w1'], [8, 'w0'], [5, 'w2'], [7, 'w1']] as const) {
+    it(`gives the single-process bits when ${lost} leaves owing its share of M=${M} and the rest is reassigned`, async () => {
+      const leaves = Array.from({ length: M }, (_, i) => randomVector(129, 5 * M + i));
+      const expected = treeSum({ lo: 0, hi: M }, (i) => leaves[i]!);
+      const blocks = partition(M, ['w0', 'w1', 'w2']);
+      const r = new StepRound('finetune', 1, M, blocks);
+      const send = (w: string, range: { lo: number; hi: number }): void => {
+        const stats = Array.from({ length: range.hi - range.lo }, (_, k) => ({ index: range.lo + k, stats: STATS }));
+        r.accept(w, range, treeSum(range, (i) => leaves[i]!), stats);
+      };
+      // The lost worker delivered its first subtree only; the others everything.
+      const mine = blocks.find((b) => b.workerId === lost)!.subtrees;
+      if (mine.length > 1) send(lost, mine[0]!);
+      for (const b of blocks) if (b.workerId !== lost) for (const s of b.subtrees) send(b.workerId, s);
+      const owed = r.owedBy(lost);
+      expect(owed.length).toBeGreaterThan(0);
+      const handed = partition(M, ['w0', 'w1', 'w2'].filter((w) => w !== lost), { items: owed });
+      expect(r.reassign(lost, handed)).toBe(owed.reduce((n, x) => n + x.hi - x.lo, 0));
+      expect(() => r.checkUpload(lost, owed[0]!)).toThrow(/not assigned to it/);
+      expect(r.complete).toBe(false);
+      for (const b of handed) for (const s of b.subtrees) send(b.workerId, s);
+      expect(r.complete).toBe(true);
+      const out = await r.done;
+      expect(bits(out.grad).equals(bits(expected))).toBe(true);
+      expect(out.stats.every((s) => s !== undefined)).toBe(true);
+    });
+  }
 });
 
 describe('TaskLog', () => {

@@ -1,0 +1,53 @@
+/**
+ * What the worker loop asks of the replica it computes on: load a phase's
+ * state, the gradients of some micro-batches (pre-summed per subtree), apply
+ * a reduced gradient, evaluate chunks. All async: the worker process runs it
+ * in a thread of its own (compute-host.ts), so heartbeats and gRPC keepalive
+ * answers keep flowing while it computes; tests may run it in-process
+ * (in-process-compute.ts). Both run the same code, so the bits are the same.
+ */
+import type { GlobalCounts } from '../shared/model/losses.js';
+import type { DatasetName } from '../shared/training/batches.js';
+import type { MicroStats } from '../shared/training/gradients.js';
+import type { TrainPhase } from '../shared/training/phase-settings.js';
+import type { Range } from '../shared/training/tree-sum.js';
+import type { MicroInput, PartialSum } from './compute.js';
+
+export interface ReplicaState {
+  phase: TrainPhase;
+  /** Steps of the phase the state includes. */
+  step: number;
+  params: Float32Array;
+  m: Float32Array;
+  v: Float32Array;
+}
+
+export interface GradientsResult {
+  partials: PartialSum[];
+  stats: Map<number, MicroStats>;
+  computeMs: number;
+}
+
+export interface ApplyResult {
+  /** The gradient buffer, handed back for reuse. */
+  grad: Float32Array;
+  checksum: string | null;
+  gradNorm: number;
+  lr: number;
+}
+
+export interface ChunkEval {
+  index: number;
+  stats: MicroStats;
+  predictions: Int32Array;
+}
+
+export interface ReplicaCompute {
+  /** Replaces the replica (the arrays may be transferred: do not reuse them). */
+  load(s: ReplicaState): Promise<void>;
+  gradients(r: { dataset: DatasetName; micro: MicroInput[]; subtrees: Range[]; counts: GlobalCounts }): Promise<GradientsResult>;
+  apply(grad: Float32Array, step: number, opts: { checksum: boolean }): Promise<ApplyResult>;
+  evaluate(r: { dataset: DatasetName; chunks: { index: number; examples: number[] }[] }): Promise<ChunkEval[]>;
+  /** Releases the replica. */
+  drop(): Promise<void>;
+}
