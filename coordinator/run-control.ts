@@ -7,7 +7,8 @@
  * Writes are queued one after another, so hooks called back to back never
  * race each other's revision. A write that fails transiently (nats-server
  * restarting) is retried with jittered, bounded backoff; one still failing
- * `writeTimeoutMs` after its first failure (cluster.runStateWriteTimeoutMs)
+ * `writeTimeoutMs` after its first failure (cluster.runStateWriteTimeoutMs;
+ * plus at most two request timeouts, `writeTimeoutMs/6` capped to 0.5-5 s)
  * is fatal: `onFatal` gets a RunStateWriteError and the run stops, rather
  * than go on with a state silently stale. A write refused by revision means
  * another coordinator wrote: fatal at once (RunStateConflictError). Events
@@ -75,9 +76,11 @@ export class RunControl implements MembershipEvents {
   ) {}
 
   static async open(conn: ControlConnection, opts: RunControlOptions): Promise<RunControl> {
-    const writer = await RunStateWriter.open(conn, opts);
     const timeoutMs = opts.writeTimeoutMs ?? DEFAULT_RUN_STATE_WRITE_TIMEOUT_MS;
     if (!(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw new RangeError(`writeTimeoutMs must be a positive integer, got ${timeoutMs}`);
+    // Several attempts fit in the deadline: a request sent while disconnected waits its whole timeout.
+    const requestTimeoutMs = Math.min(5_000, Math.max(500, Math.floor(timeoutMs / 6)));
+    const writer = await RunStateWriter.open(conn, { ...opts, requestTimeoutMs });
     const log = opts.log.child({ component: 'run-control', runId: opts.runId });
     return new RunControl(conn, writer, opts.runId, timeoutMs, opts.onFatal ?? (() => undefined), log);
   }

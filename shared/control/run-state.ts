@@ -49,11 +49,13 @@ export interface RunStateBucketOptions {
   runId: string;
   log: Logger;
   bucket?: string;
+  /** How long one KV request may wait for its answer (nats.js default 5 s); a request made while disconnected waits this long. */
+  requestTimeoutMs?: number;
 }
 
-async function openBucket(conn: ControlConnection, bucket: string): Promise<KV> {
+async function openBucket(conn: ControlConnection, bucket: string, requestTimeoutMs: number | undefined): Promise<KV> {
   // Readers create it too (same config, idempotent), so a worker may start before the coordinator.
-  return conn.nc.jetstream().views.kv(bucket, { history: RUN_STATE_HISTORY });
+  return conn.nc.jetstream(requestTimeoutMs === undefined ? {} : { timeout: requestTimeoutMs }).views.kv(bucket, { history: RUN_STATE_HISTORY });
 }
 
 /** Reads the run state; `read()` always asks the server, `watch()` follows changes. */
@@ -67,7 +69,7 @@ export class RunStateReader {
 
   static async open(conn: ControlConnection, opts: RunStateBucketOptions): Promise<RunStateReader> {
     const runId = checkRunId(opts.runId);
-    const kv = await openBucket(conn, opts.bucket ?? RUN_STATE_BUCKET);
+    const kv = await openBucket(conn, opts.bucket ?? RUN_STATE_BUCKET, opts.requestTimeoutMs);
     return new RunStateReader(conn, kv, runId, opts.log.child({ component: 'run-state-reader', runId }));
   }
 
@@ -102,7 +104,7 @@ export class RunStateWriter {
     opts: RunStateBucketOptions & { coordinatorId: string; nowMs?: () => number },
   ): Promise<RunStateWriter> {
     const runId = checkRunId(opts.runId);
-    const kv = await openBucket(conn, opts.bucket ?? RUN_STATE_BUCKET);
+    const kv = await openBucket(conn, opts.bucket ?? RUN_STATE_BUCKET, opts.requestTimeoutMs);
     const log = opts.log.child({ component: 'run-state-writer', runId });
     return new RunStateWriter(kv, runId, opts.coordinatorId, opts.nowMs ?? Date.now, log);
   }

@@ -22,8 +22,8 @@ process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
 
-export function spawnBertfleet(args: string[], opts: { cwd: string }): LoggedProcess {
-  const proc = spawn(BIN, args, { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnBertfleet(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; detached?: boolean }): LoggedProcess {
+  const proc = spawn(BIN, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.detached && { detached: true }) });
   live.add(proc);
   const lines: string[] = [];
   let out = '';

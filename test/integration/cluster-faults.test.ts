@@ -1,0 +1,159 @@
+/**
+ * Fault injection on short runs of the micro model: a coordinator and worker
+ * processes started for real (`bertfleet coordinator`, `bertfleet worker`),
+ * one fault per run, and each run must end with pretrained and finetuned
+ * weights byte-identical to `bertfleet train`'s:
+ *   - a worker SIGKILLed mid-step (its micro-batches are recomputed by the others);
+ *   - a worker SIGTERMed (it drains, leaves with reason `drained`, exits 0);
+ *   - a worker added mid-phase;
+ *   - the coordinator SIGKILLed and started again with `--resume` (workers wait and re-register);
+ *   - nats-server restarted on its port and store;
+ *   - a straggler (a test hook slows one worker), which gets fewer micro-batches.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { fields, spawnBertfleet, type LoggedProcess } from '../helpers/logged-process.js';
+import { startNats, type TestNats } from '../helpers/nats.js';
+import { pipelineArgs } from '../helpers/pipeline.js';
+import { freePort } from '../helpers/ports.js';
+
+const work = mkdtempSync(join(tmpdir(), 'bertfleet-faults-'));
+const WEIGHTS = ['pretrained/model.safetensors', 'finetuned/model.safetensors'];
+/** Long enough to inject a fault mid-phase; global batch 12 = 3 micro-batches of 4. */
+const STEPS = ['--pretrain-steps', '24', '--finetune-steps', '16'];
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface Run {
+  address: string;
+  coordinator: LoggedProcess;
+  workers: Map<string, LoggedProcess>;
+  startWorker(id: string, env?: NodeJS.ProcessEnv): LoggedProcess;
+}
+
+describe('faults survived with byte-identical weights', () => {
+  let nats: TestNats;
+
+  beforeAll(async () => {
+    nats = await startNats();
+    const ref = await runCli(['train', ...pipelineArgs(join(work, 'train'), STEPS)], { cwd: work });
+    expect(ref.code, ref.stderr.slice(-2000)).toBe(0);
+  });
+
+  afterAll(async () => {
+    await nats?.stop();
+  });
+
+  async function start(name: string, opts: { workers: string[]; expected?: number; port?: number; extra?: string[]; env?: Record<string, NodeJS.ProcessEnv> }): Promise<Run> {
+    const port = opts.port ?? (await freePort());
+    const address = `127.0.0.1:${port}`;
+    const coordinator = spawnBertfleet(
+      ['coordinator', '--listen', address, '--nats', nats.url, '--workers', String(opts.expected ?? opts.workers.length), ...pipelineArgs(join(work, name), [...STEPS, ...(opts.extra ?? [])])],
+      { cwd: work },
+    );
+    const workers = new Map<string, LoggedProcess>();
+    const startWorker = (id: string, env: NodeJS.ProcessEnv = {}): LoggedProcess => {
+      const w = spawnBertfleet(['worker', '--coordinator', address, '--nats', nats.url, '--worker-id', id], { cwd: work, env });
+      workers.set(id, w);
+      return w;
+    };
+    for (const id of opts.workers) startWorker(id, opts.env?.[id]);
+    return { address, coordinator, workers, startWorker };
+  }
+
+  function expectSameAsTrain(name: string): void {
+    for (const f of WEIGHTS) {
+      expect(readFileSync(join(work, name, f)).equals(readFileSync(join(work, 'train', f))), `${name}/${f} differs from train's`).toBe(true);
+    }
+  }
+
+  async function finished(run: Run, name: string): Promise<void> {
+    const end = await run.coordinator.exited;
+    expect(end.code, run.coordinator.lines.slice(-30).join('\n')).toBe(0);
+    expect(run.coordinator.stdout()).toMatch(/^finetuning \(test split/m);
+    expect(run.coordinator.lines.filter((l) => l.includes('"level":50')), 'error-level lines').toEqual([]);
+    expectSameAsTrain(name);
+  }
+
+  it('survives a worker SIGKILLed mid-step: the others recompute its micro-batches', async () => {
+    // The victim is slow (a test hook), so a kill lands while it computes its share.
+    const run = await start('killed', { workers: ['a', 'b', 'c'], env: { c: { BERTFLEET_TEST_DELAY_MS_PER_MICRO_BATCH: '400' } } });
+    await run.coordinator.waitFor(/"phase":"pretrain".*"step":4,.*"msg":"step done"|"step":4,"of":24/, 120_000);
+    run.workers.get('c')!.proc.kill('SIGKILL');
+    const moved = fields(await run.coordinator.waitFor(/"msg":"micro-batches reassigned"/, 60_000));
+    expect(moved).toMatchObject({ from: 'c' });
+    expect(fields(await run.coordinator.waitFor(/"workerId":"c".*"msg":"worker left"/))).toMatchObject({ reason: 'heartbeat_timeout' });
+    await finished(run, 'killed');
+  });
+
+  it('drains a worker on SIGTERM: it leaves with reason drained and exits 0, the run goes on', async () => {
+    const run = await start('drained', { workers: ['a', 'b'] });
+    await run.coordinator.waitFor(/"step":4,"of":24/, 120_000);
+    const b = run.workers.get('b')!;
+    b.proc.kill('SIGTERM');
+    expect((await b.exited).code).toBe(0);
+    expect(b.lines.join('\n')).toMatch(/"msg":"left the run \(drained\)"/);
+    expect(fields(await run.coordinator.waitFor(/"workerId":"b".*"msg":"worker left"/))).toMatchObject({ reason: 'drained' });
+    await finished(run, 'drained');
+  });
+
+  it('takes in a worker added mid-phase', async () => {
+    const run = await start('added', { workers: ['a'] });
+    await run.coordinator.waitFor(/"step":4,"of":24/, 120_000);
+    const b = run.startWorker('b');
+    await b.waitFor(/"msg":"state fetched"/, 60_000);
+    await b.waitFor(/"sequences":[1-9]\d*,"msg":"worker steps"/, 60_000);
+    await finished(run, 'added');
+    expect((await b.exited).code).toBe(0);
+  });
+
+  it('survives the coordinator SIGKILLed: started again with --resume, the workers re-register and resynchronise', async () => {
+    const port = await freePort();
+    const run = await start('coordinator-killed', { workers: ['a', 'b'], port });
+    await run.coordinator.waitFor(/"step":6,"dir"/, 120_000);
+    run.coordinator.proc.kill('SIGKILL');
+    await run.coordinator.exited;
+    const again = spawnBertfleet(['coordinator', '--listen', run.address, '--nats', nats.url, '--workers', '1', '--output', join(work, 'coordinator-killed'), '--resume', '--no-progress'], { cwd: work });
+    await again.waitFor(/"msg":"resuming"/, 60_000);
+    for (const id of ['a', 'b']) await run.workers.get(id)!.waitFor(/"session":[1-9].*"msg":"registered"|"msg":"registered".*"session":[1-9]/, 60_000);
+    await finished({ ...run, coordinator: again }, 'coordinator-killed');
+    for (const id of ['a', 'b']) expect((await run.workers.get(id)!.exited).code).toBe(0);
+  });
+
+  it('survives a nats-server restart on the same port and store', async () => {
+    const local = await startNats();
+    const url = local.url;
+    try {
+      const port = await freePort();
+      const address = `127.0.0.1:${port}`;
+      const coordinator = spawnBertfleet(['coordinator', '--listen', address, '--nats', url, '--workers', '2', ...pipelineArgs(join(work, 'nats-restarted'), STEPS)], { cwd: work });
+      const workers = ['a', 'b'].map((id) => spawnBertfleet(['worker', '--coordinator', address, '--nats', url, '--worker-id', id], { cwd: work }));
+      await coordinator.waitFor(/"step":4,"of":24/, 120_000);
+      await local.stop({ keepStore: true, graceMs: 1_000 });
+      await new Promise((r) => setTimeout(r, 1_500));
+      const restarted = await startNats({ storeDir: local.storeDir, port: local.port });
+      try {
+        await finished({ address, coordinator, workers: new Map(), startWorker: () => undefined as never }, 'nats-restarted');
+        for (const w of workers) expect((await w.exited).code).toBe(0);
+      } finally {
+        await restarted.stop();
+      }
+    } finally {
+      await local.stop().catch(() => undefined);
+    }
+  });
+
+  it('gives a straggler fewer micro-batches and logs it, with the same bits', async () => {
+    const run = await start('straggler', { workers: ['a', 'b'], env: { b: { BERTFLEET_TEST_DELAY_MS_PER_MICRO_BATCH: '150' } } });
+    const line = fields(await run.coordinator.waitFor(/"msg":"straggler: giving it fewer micro-batches"/, 120_000));
+    expect(line).toMatchObject({ workerId: 'b' });
+    await finished(run, 'straggler');
+    // Before the verdict b computes 1 of the 3 micro-batches of a step (4 sequences); once judged, fewer (here none).
+    const shares = run.workers.get('b')!.lines.filter((l) => l.includes('"msg":"worker steps"')).map((l) => fields(l)['sequences'] as number);
+    expect(shares).toContain(4);
+    expect(shares).toContain(0);
+  });
+});
