@@ -23,26 +23,17 @@
  */
 import type { KV, KvEntry } from 'nats';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
-import { BertfleetError, ProtocolError } from '../errors.js';
+import { BertfleetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { describeOwner, holderIsGone, isPidAlive } from '../owner-identity.js';
 import type { ControlConnection } from './connect.js';
 import { isWrongLastSequence } from './kv-errors.js';
+import { decodeLease, encodeLease, type LeaseValue } from './lease-value.js';
 import { checkRunId } from './run-state-schema.js';
 
 export const LEASE_BUCKET = 'bertfleet_leases';
 export const DEFAULT_LEASE_TTL_MS = 15_000;
-
-const LeaseValueSchema = z.strictObject({
-  owner_id: z.string().min(1),
-  hostname: z.string(),
-  pid: z.number().int().nonnegative(),
-  run_id: z.string().min(1),
-  acquired_at_ms: z.number().int().nonnegative(),
-  renewed_at_ms: z.number().int().nonnegative(),
-});
-export type LeaseValue = z.infer<typeof LeaseValueSchema>;
+export type { LeaseValue } from './lease-value.js';
 
 /** The run is held by another live owner; `holder` names it. */
 export class RunOwnedError extends BertfleetError {
@@ -216,6 +207,7 @@ export class RunLease {
   /** The lease counts as lost one TTL after the last good renewal was sent (the server's expiry is no earlier). */
   private armExpiry(sentAt: number): void {
     clearTimeout(this.expiryTimer);
+    if (this.released || this.lostErr !== null) return;
     const leftMs = Math.max(0, this.ttlMs - (performance.now() - sentAt));
     this.expiryTimer = setTimeout(() => {
       this.lose(
@@ -315,20 +307,4 @@ async function bucketTtlMs(kv: KV, wantTtlMs: number, log: Logger): Promise<numb
   }
   log.warn({ requestedTtlMs: wantTtlMs }, 'lease bucket has no ttl; stale leases are judged by renewals only');
   return wantTtlMs;
-}
-
-function encodeLease(v: LeaseValue): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(LeaseValueSchema.parse(v)));
-}
-
-function decodeLease(e: KvEntry): LeaseValue {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(e.string());
-  } catch (err) {
-    throw new ProtocolError(`run lease ${e.key} at revision ${e.revision} is not JSON`, { cause: err });
-  }
-  const parsed = LeaseValueSchema.safeParse(raw);
-  if (!parsed.success) throw new ProtocolError(`run lease ${e.key} at revision ${e.revision} is invalid: ${z.prettifyError(parsed.error)}`);
-  return parsed.data;
 }

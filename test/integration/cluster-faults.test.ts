@@ -8,16 +8,18 @@
  *   - a worker added mid-phase;
  *   - the coordinator SIGKILLed and started again with `--resume` (workers wait and re-register);
  *   - nats-server restarted on its port and store;
- *   - a straggler (a test hook slows one worker), which gets fewer micro-batches.
+ *   - a straggler (a test hook slows one worker), which gets fewer micro-batches;
+ *   - a worker whose micro-batch takes longer than the heartbeat timeout, which is
+ *     never declared dead (it computes in a thread; its main thread keeps beating).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { fields, spawnBertfleet, type LoggedProcess } from '../helpers/logged-process.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
-import { pipelineArgs } from '../helpers/pipeline.js';
+import { PIPELINE_FIXTURES, pipelineArgs } from '../helpers/pipeline.js';
 import { freePort } from '../helpers/ports.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bertfleet-faults-'));
@@ -155,5 +157,17 @@ describe('faults survived with byte-identical weights', () => {
     const shares = run.workers.get('b')!.lines.filter((l) => l.includes('"msg":"worker steps"')).map((l) => fields(l)['sequences'] as number);
     expect(shares).toContain(4);
     expect(shares).toContain(0);
+  });
+
+  it('never declares dead a worker whose micro-batch takes longer than the heartbeat timeout', async () => {
+    const config = JSON.parse(readFileSync(join(PIPELINE_FIXTURES, 'run.json'), 'utf8')) as Record<string, unknown>;
+    const file = join(work, 'short-timeout.json');
+    writeFileSync(file, JSON.stringify({ ...config, cluster: { heartbeatIntervalMs: 300, heartbeatTimeoutMs: 1_500 } }));
+    const run = await start('slow-alive', { workers: ['a', 'b'], extra: ['--config', file], env: { b: { BERTFLEET_TEST_DELAY_MS_PER_MICRO_BATCH: '2500' } } });
+    await finished(run, 'slow-alive');
+    expect(run.coordinator.lines.filter((l) => l.includes('"msg":"worker left"'))).toEqual([]);
+    // b did compute (slowly) before it was judged a straggler.
+    const shares = run.workers.get('b')!.lines.filter((l) => l.includes('"msg":"worker steps"')).map((l) => fields(l)['sequences'] as number);
+    expect(shares).toContain(4);
   });
 });
