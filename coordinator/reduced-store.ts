@@ -28,7 +28,7 @@ export function stepOrder(phase: TrainPhase, step: number): number {
 
 export class ReducedStore {
   private readonly entries = new Map<number, Entry>();
-  private readonly waiters = new Map<number, Set<() => void>>();
+  private readonly arrived = new Waiters();
   private readonly pulls = new Waiters();
   private newest = -1;
 
@@ -40,8 +40,7 @@ export class ReducedStore {
     this.newest = Math.max(this.newest, order);
     const sorted = [...this.entries.keys()].sort((a, b) => a - b);
     while (sorted.length > this.keep) this.entries.delete(sorted.shift()!);
-    for (const w of this.waiters.get(order) ?? []) w();
-    this.waiters.delete(order);
+    this.arrived.wake();
   }
 
   /** The reduced gradient of (phase, step) and its M, waiting while it is still to come. */
@@ -53,7 +52,7 @@ export class ReducedStore {
       if (order <= this.newest) {
         throw new ProtocolError(`reduced gradient of ${phase} step ${step} is no longer kept (oldest kept: ${this.describeOldest()}); fetch the state`);
       }
-      await this.arrival(order, signal);
+      await this.arrived.next(60_000, signal);
     }
   }
 
@@ -100,26 +99,5 @@ export class ReducedStore {
   private describeOldest(): string {
     const oldest = Math.min(...this.entries.keys());
     return this.entries.get(oldest)?.label ?? 'none';
-  }
-
-  private arrival(order: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (signal.aborted) {
-        reject(signal.reason);
-        return;
-      }
-      const set = this.waiters.get(order) ?? new Set<() => void>();
-      this.waiters.set(order, set);
-      const done = (): void => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = (): void => {
-        set.delete(done);
-        reject(signal.reason);
-      };
-      set.add(done);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
   }
 }

@@ -9,7 +9,7 @@
  *
  * Knows nothing of gRPC or of how tasks are computed.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { Waiters } from '../shared/async/waiters.js';
 import type { GlobalCounts } from '../shared/model/losses.js';
 import type { DatasetName } from '../shared/training/batches.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
@@ -64,7 +64,7 @@ const KEEP = 32;
 export class TaskLog {
   private last = 0;
   private readonly tasks: Task[] = [];
-  private readonly waiters = new Set<() => void>();
+  private readonly pushed = new Waiters();
 
   /** The seq of the newest task or reserved mark. */
   get lastSeq(): number {
@@ -80,7 +80,7 @@ export class TaskLog {
     const full = { ...task, seq: ++this.last } as unknown as T;
     this.tasks.push(full);
     if (this.tasks.length > KEEP) this.tasks.shift();
-    for (const w of [...this.waiters]) w();
+    this.pushed.wake();
     return full;
   }
 
@@ -88,30 +88,15 @@ export class TaskLog {
     return this.tasks.find((t) => t.seq > seq);
   }
 
-  /** The first task after `seq`, waiting up to `pollMs` for one; null when none came. */
+  /** The first task after `seq`, waiting up to `pollMs` for one; null when none came (or the caller left). */
   async waitAfter(seq: number, pollMs: number, signal: AbortSignal): Promise<Task | null> {
-    const now = this.firstAfter(seq);
-    if (now !== undefined) return now;
-    const ac = new AbortController();
-    const onAbort = (): void => ac.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    const arrived = new Promise<void>((resolve) => {
-      const w = (): void => {
-        this.waiters.delete(w);
-        resolve();
-      };
-      this.waiters.add(w);
-      ac.signal.addEventListener('abort', () => {
-        this.waiters.delete(w);
-        resolve();
-      }, { once: true });
-    });
-    try {
-      await Promise.race([arrived, sleep(pollMs, undefined, { signal: ac.signal }).catch(() => undefined)]);
-    } finally {
-      ac.abort();
-      signal.removeEventListener('abort', onAbort);
+    const deadline = performance.now() + pollMs;
+    for (;;) {
+      const task = this.firstAfter(seq);
+      if (task !== undefined) return task;
+      const left = deadline - performance.now();
+      if (left <= 0 || signal.aborted) return null;
+      await this.pushed.next(left, signal).catch(() => undefined);
     }
-    return this.firstAfter(seq) ?? null;
   }
 }
