@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { connectControl, type ControlConnection } from '../shared/control/connect.js';
-import { DEFAULT_LEASE_TTL_MS, RunLease } from '../shared/control/lease.js';
+import { RunLease } from '../shared/control/lease.js';
 import type { Logger } from '../shared/log.js';
 import type { OwnerIdentity } from '../shared/owner-identity.js';
 import type { BertConfig } from '../shared/model/config.js';
@@ -25,7 +25,7 @@ import { CoordinatorService } from './coordinator-service.js';
 import { DistributedExecutor } from './distributed-executor.js';
 import type { RunOutputs } from './outputs.js';
 import { coordinatorIdentity, OutputLock } from './ownership.js';
-import { DEFAULT_RUN_STATE_WRITE_TIMEOUT_MS, RunControl } from './run-control.js';
+import { RunControl } from './run-control.js';
 import { runKey, runPipeline, type RunInputs, type RunResult } from './run-loop.js';
 
 export interface CoordinatorOptions {
@@ -78,7 +78,7 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
   const conn: ControlConnection = await connectControl({
     servers: o.natsServers, name: 'coordinator', log: o.log, ...(o.natsMaxWaitMs !== undefined && { maxWaitMs: o.natsMaxWaitMs }),
   });
-  const settings = controlSettings(o.config);
+  const settings = o.config.cluster;
   let lease: RunLease | null = null;
   try {
     lease = await RunLease.acquire(conn, { runId, ownerId: owner.owner_id, hostname: owner.hostname, pid: owner.pid, ttlMs: settings.leaseTtlMs, log: o.log });
@@ -129,14 +129,6 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
 }
 
 /** cluster.leaseTtlMs and cluster.runStateWriteTimeoutMs of the run config; the defaults while the schema lacks them. */
-function controlSettings(config: RunConfig): { leaseTtlMs: number; runStateWriteTimeoutMs: number } {
-  const c = config.cluster as { leaseTtlMs?: number; runStateWriteTimeoutMs?: number };
-  return {
-    leaseTtlMs: c.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
-    runStateWriteTimeoutMs: c.runStateWriteTimeoutMs ?? DEFAULT_RUN_STATE_WRITE_TIMEOUT_MS,
-  };
-}
-
 /** The run loop's hooks that mirror phases, checkpoints and step metrics into NATS. */
 function controlHooks(control: RunControl, onStep: RunInputs['onStep']): Pick<RunInputs, 'onPhase' | 'onCheckpoint' | 'onStep'> {
   return {

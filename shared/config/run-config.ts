@@ -86,6 +86,10 @@ export const runConfigSchema = z
         workerWaitTimeoutMs: posInt.default(600_000),
         /** A worker keeps retrying an unreachable coordinator (restarting, say) this long before it gives up. */
         reconnectTimeoutMs: posInt.default(120_000),
+        /** The coordinator's lease on the run in NATS: renewed every third of it; a holder silent this long is replaced. */
+        leaseTtlMs: posInt.min(300).default(15_000),
+        /** A run-state write still failing after this long (NATS down) stops the run with RunStateWriteError. */
+        runStateWriteTimeoutMs: posInt.default(60_000),
       })
       .strict()
       .prefault({}),

@@ -3,9 +3,11 @@
  * `bertfleet cluster` on one machine, and anywhere no NATS is provided. Finds
  * the binary, starts it on loopback (a chosen port, or one it picks itself),
  * resolves once its log says it is ready, and stops it with SIGTERM, then
- * SIGKILL after a grace period. Killing it when the parent exits is the
- * caller's job (an entry point's exit handler calling `stop()`), since only
- * entry points install process handlers.
+ * SIGKILL after a grace period (shared/process/kill-with-grace.ts). On request
+ * it runs in a process group of its own (a terminal's Ctrl-C reaches only the
+ * parent, which stops it last) and under a parent-death signal (it ends when
+ * its parent is killed). `launchNatsServer` hands out the process before it
+ * is ready, for a supervisor (shared/process/supervisor.ts) to watch.
  *
  * Knows nothing of bertfleet's subjects or run state, nor of the environment:
  * the caller passes the PATH to search if it wants one searched.
@@ -16,6 +18,8 @@ import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BertfleetError, ConfigError, UnreachableError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { exitOf, killNow, killWithGrace, type ChildExit } from '../process/kill-with-grace.js';
+import { withParentDeathSignal } from '../process/parent-death.js';
 
 /** Where Debian's package `nats-server` and common manual installs put it. */
 export const NATS_SERVER_CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
@@ -30,6 +34,10 @@ export interface NatsServerOptions {
   binaryPath?: string;
   searchPath?: string;
   readyTimeoutMs?: number;
+  /** Its own process group, so a Ctrl-C sent to ours does not reach it. */
+  detached?: boolean;
+  /** SIGTERM it when this process dies, even by SIGKILL (via setpriv, when installed). */
+  dieWithParent?: boolean;
   log: Logger;
 }
 
@@ -39,6 +47,8 @@ export interface NatsServerHandle {
   readonly port: number;
   readonly pid: number;
   readonly storeDir: string;
+  /** How the process ended, once it has. */
+  readonly exited: Promise<ChildExit>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. Idempotent. */
   stop(opts?: { graceMs?: number }): Promise<void>;
 }
@@ -62,32 +72,38 @@ export function findNatsServerBinary(opts: { binaryPath?: string; searchPath?: s
 }
 
 export async function startNatsServer(opts: NatsServerOptions): Promise<NatsServerHandle> {
+  return launchNatsServer(opts).ready;
+}
+
+/** Spawns nats-server; `ready` resolves with its handle, or rejects (the process killed) when it cannot start. */
+export function launchNatsServer(opts: NatsServerOptions): { child: ChildProcess; ready: Promise<NatsServerHandle> } {
   const binary = findNatsServerBinary(opts);
   const host = opts.host ?? '127.0.0.1';
   const portArg = opts.port === undefined || opts.port === 0 ? '-1' : String(opts.port);
   const log = opts.log.child({ component: 'nats-server' });
-  const child = spawn(binary, ['-js', '-sd', opts.storeDir, '-a', host, '-p', portArg], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let port: number;
-  try {
-    port = await waitUntilReady(child, opts.readyTimeoutMs ?? 10_000);
-  } catch (err) {
-    await killAndWait(child, exited, 0);
-    throw err;
-  }
-  const pid = child.pid!;
-  log.info({ pid, host, port, storeDir: opts.storeDir }, 'nats-server ready');
-  return {
-    url: `nats://${host}:${port}`,
-    host,
-    port,
-    pid,
-    storeDir: opts.storeDir,
-    stop: async ({ graceMs = 5_000 } = {}) => {
-      await killAndWait(child, exited, graceMs);
-      log.info({ pid }, 'nats-server stopped');
+  const args = ['-js', '-sd', opts.storeDir, '-a', host, '-p', portArg];
+  const cmd = opts.dieWithParent === true ? withParentDeathSignal(binary, args, { ...(opts.searchPath !== undefined && { searchPath: opts.searchPath }) }) : { command: binary, args };
+  const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached === true });
+  const exited = exitOf(child);
+  const ready = waitUntilReady(child, opts.readyTimeoutMs ?? 10_000).then(
+    (port): NatsServerHandle => {
+      const pid = child.pid!;
+      log.info({ pid, host, port, storeDir: opts.storeDir }, 'nats-server ready');
+      return {
+        url: `nats://${host}:${port}`, host, port, pid, storeDir: opts.storeDir, exited,
+        stop: async ({ graceMs = 5_000 } = {}) => {
+          await killWithGrace(child, { graceMs });
+          log.info({ pid }, 'nats-server stopped');
+        },
+      };
     },
-  };
+    async (err: unknown) => {
+      killNow(child);
+      await exited;
+      throw err;
+    },
+  );
+  return { child, ready };
 }
 
 /**
@@ -127,20 +143,4 @@ function waitUntilReady(child: ChildProcess, timeoutMs: number): Promise<number>
     child.once('exit', onExit);
     child.once('error', onError);
   });
-}
-
-async function killAndWait(child: ChildProcess, exited: Promise<void>, graceMs: number): Promise<void> {
-  // No pid: spawn itself failed and there is no process to wait for.
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
-  let timer: NodeJS.Timeout | undefined;
-  const forced = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve();
-    }, graceMs);
-  });
-  await Promise.race([exited, forced]);
-  clearTimeout(timer);
-  await exited;
 }

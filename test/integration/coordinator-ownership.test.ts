@@ -13,20 +13,19 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCoordinator } from '../../coordinator/main.js';
+import { runCoordinator, runIdFor } from '../../coordinator/main.js';
 import { RunOutputs } from '../../coordinator/outputs.js';
 import { LOCK_FILE, OutputLock, OutputLockedError, refuseIfOutputLocked } from '../../coordinator/ownership.js';
 import { RunControl, RunStateWriteError } from '../../coordinator/run-control.js';
-import { runIdFor } from '../../coordinator/main.js';
 import { parseRunConfig } from '../../shared/config/run-config.js';
 import { connectControl, type ControlConnection } from '../../shared/control/connect.js';
 import { readRunLease, RunLease, RunOwnedError } from '../../shared/control/lease.js';
-import { RunStateReader } from '../../shared/control/run-state.js';
+import { RunStateConflictError, RunStateReader, RunStateWriter } from '../../shared/control/run-state.js';
 import { silentLogger, type Logger } from '../../shared/log.js';
 import { presetConfig } from '../../shared/model/config.js';
+import { runCli } from '../helpers/cli.js';
 import { fields, spawnBertfleet } from '../helpers/logged-process.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
-import { runCli } from '../helpers/cli.js';
 import { pipelineArgs } from '../helpers/pipeline.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -137,6 +136,24 @@ describe('run state writes across nats-server outages', () => {
       await conn.closeWithin(2_000);
       await server.stop();
       await store.remove();
+    }
+  });
+
+  it('recognises a retried write whose first attempt landed though its reply was lost', async () => {
+    const server = await startNats();
+    const conn = await connectTo(server, 'coordinator');
+    try {
+      const writer = await RunStateWriter.open(conn, { runId: 'lost-reply', coordinatorId: 'c1', log });
+      const first = await writer.createIfAbsent({ phase: 'pretrain', step: 0, last_checkpoint: null, failure: null }, 1_000);
+      const next = { phase: 'pretrain' as const, step: 2, last_checkpoint: '/runs/x/2', failure: null };
+      const landed = await writer.update(next, first.revision, 2_000);
+      // The same write again (same revision, same time stamp): the earlier attempt, not a conflict.
+      expect(await writer.update(next, first.revision, 2_000)).toEqual(landed);
+      // Anything else naming the old revision is another writer's conflict.
+      await expect(writer.update({ ...next, step: 3 }, first.revision, 2_000)).rejects.toBeInstanceOf(RunStateConflictError);
+    } finally {
+      await conn.close();
+      await server.stop();
     }
   });
 

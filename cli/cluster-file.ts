@@ -1,0 +1,67 @@
+/**
+ * `OUTPUT/cluster.json`: where a running `bertfleet cluster` can be joined —
+ * `{coordinator: "HOST:PORT", nats: "nats://HOST:PORT", pid, started_at_ms}`,
+ * pid and start time being the cluster's own. The cluster writes it
+ * (atomically) once its coordinator listens and removes it when it ends;
+ * `bertfleet worker --join OUTPUT` reads it. A cluster killed outright leaves
+ * it behind, naming a pid that is gone.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { InputError } from '../shared/errors.js';
+import { writeFileAtomic } from '../shared/fs-atomic.js';
+
+export const CLUSTER_FILE = 'cluster.json';
+
+const ClusterFileSchema = z.strictObject({
+  coordinator: z.string().regex(/^(\[[^\]]+\]|[^:\s]+):\d+$/, 'HOST:PORT'),
+  nats: z.string().regex(/^nats:\/\/\S+$/, 'nats://HOST:PORT'),
+  pid: z.number().int().positive(),
+  started_at_ms: z.number().int().nonnegative(),
+});
+export type ClusterFile = z.infer<typeof ClusterFileSchema>;
+
+export function clusterFilePath(outputDir: string): string {
+  return join(outputDir, CLUSTER_FILE);
+}
+
+export function writeClusterFile(outputDir: string, value: ClusterFile): void {
+  writeFileAtomic(clusterFilePath(outputDir), `${JSON.stringify(ClusterFileSchema.parse(value), null, 2)}\n`);
+}
+
+/** The cluster file of `outputDir`; InputError naming the file when it is missing or malformed. */
+export function readClusterFile(outputDir: string): ClusterFile {
+  const path = clusterFilePath(outputDir);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new InputError(`--join: cannot read ${path}`, { cause: err });
+    throw new InputError(`--join ${outputDir}: ${path} does not exist; is a \`bertfleet cluster --output ${outputDir}\` running (it writes the file once its coordinator listens)?`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`--join: ${path} is not JSON`, { cause: err });
+  }
+  const parsed = ClusterFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new InputError(`--join: ${path} is not a cluster file ({coordinator, nats, pid, started_at_ms} expected): ${problems}`);
+  }
+  return parsed.data;
+}
+
+/** Removes the cluster file if it still names the cluster with `pid` (a newer cluster's is left alone). */
+export function removeClusterFile(outputDir: string, pid: number): void {
+  let current: ClusterFile;
+  try {
+    current = readClusterFile(outputDir);
+  } catch {
+    // Absent or not ours to judge: leave whatever is there.
+    return;
+  }
+  if (current.pid === pid) rmSync(clusterFilePath(outputDir), { force: true });
+}
