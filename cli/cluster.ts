@@ -1,22 +1,28 @@
 /**
  * `bertfleet cluster --workers N`: the README's main command. The same
- * pipeline, flags and output folder as `bertfleet train`, on a local cluster:
- * a real nats-server (temporary store), the coordinator in this process and
- * N `bertfleet worker` processes on loopback. Everything it starts is stopped
- * on success, on error and on Ctrl-C/SIGTERM (workers told to stop, then
- * SIGTERM, then SIGKILL; nats-server likewise), and as a last resort killed
- * when this process exits, so no process or port is left behind.
+ * pipeline, flags and output folder as `bertfleet train`, on a local cluster
+ * of real processes supervised by this one (cli/local-cluster.ts):
+ * nats-server (a temporary store this process owns), `bertfleet coordinator`
+ * and N `bertfleet worker`s on loopback. The flags and the output folder are
+ * checked here first, with the coordinator's own checks, so a mistake is
+ * reported before anything starts. Everything started is stopped on success,
+ * on error and on Ctrl-C/SIGTERM, killed if this process exits, and ends on
+ * its own if this process is killed outright.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DistributedExecutor } from '../coordinator/distributed-executor.js';
-import { startNatsServer, type NatsServerHandle } from '../shared/control/nats-server.js';
-import { intFlag, parseFlags } from './args.js';
-import { prepareCoordinator, runAndReport } from './coordinator-run.js';
-import { RUN_HELP, runOptions } from './run-flags.js';
+import { parseArgs } from 'node:util';
+import { RunOutputs } from '../coordinator/outputs.js';
+import { refuseIfOutputLocked } from '../coordinator/ownership.js';
+import { createRootLogger, type Logger } from '../shared/log.js';
+import { isPidAlive } from '../shared/owner-identity.js';
+import { intFlag, parseFlags, type Options } from './args.js';
+import { removeClusterFile } from './cluster-file.js';
+import { LocalCluster } from './local-cluster.js';
+import { defaultOutputDir, RUN_HELP, runOptions } from './run-flags.js';
 import { installSignalHandlers } from './signals.js';
-import { WorkerProcesses } from './worker-processes.js';
+import { resolveRunConfig } from './train.js';
 
 const HELP = `usage: bertfleet cluster [options]
 
@@ -25,60 +31,75 @@ and evaluates it on a local cluster: nats-server, a coordinator and N worker
 processes on loopback, all stopped at the end. Same flags, outputs and bytes as
 \`bertfleet train\`. With no options: the embedded default on 2 workers.
 
-  --workers N           worker processes (default 2)
+While it runs, OUTPUT/cluster.json names the coordinator and NATS addresses:
+\`bertfleet worker --join OUTPUT\` adds a worker. A coordinator or nats-server
+that crashes is restarted (the run resumes from its latest state); a worker
+that ends is not, and the run goes on with the others. Ctrl-C stops
+everything (exit 130); \`--resume\` continues the run later.
+
+  --workers N           worker processes to start (default 2); the run waits for
+                        this many before its first step
 ${RUN_HELP}`;
 
+const NATS_STORE_PREFIX = 'bertfleet-nats-';
+
 export async function run(argv: string[]): Promise<number> {
-  const values = parseFlags(argv, { ...runOptions, workers: { type: 'string' } }, HELP);
+  const options: Options = { ...runOptions, workers: { type: 'string' } };
+  const values = parseFlags(argv, options, HELP);
   if (!values) return 0;
   const workers = intFlag(values, 'workers', { min: 1 }) ?? 2;
-  const p = await prepareCoordinator(values, 'cluster');
-  const log = p.log;
-  let executor: DistributedExecutor | null = null;
-  const processes = new WorkerProcesses({
-    log,
-    extraArgs: ['--log-level', p.logLevel],
-    // Workers start after the executor exists (onListening), so it is there to fail.
-    onUnexpectedExit: (err) => executor?.fail(err),
-  });
-  let nats: NatsServerHandle | null = null;
-  const killAll = (): void => {
-    processes.killNow();
-    if (nats !== null) killPid(nats.pid);
-  };
-  const signals = installSignalHandlers(log, { graceMs: 20_000, onForce: killAll });
+  const outputDir = (values['output'] as string | undefined) ?? defaultOutputDir();
+  // The coordinator's checks, before anything starts: a busy or non-empty folder, a bad config.
+  refuseIfOutputLocked(outputDir);
+  resolveRunConfig(values, new RunOutputs(outputDir));
+  const logLevel = (values['log-level'] as string | undefined) ?? 'info';
+  const log = createRootLogger({ service: 'cluster', level: logLevel, fd: 2 });
+  await removeStaleStores(log);
+  const store = await mkdtemp(join(tmpdir(), `${NATS_STORE_PREFIX}${process.pid}-`));
+  let cluster: LocalCluster | null = null;
+  const killAll = (): void => cluster?.killNow();
+  const signals = installSignalHandlers(log, { graceMs: 30_000, onForce: killAll });
   process.on('exit', killAll);
-  const store = await mkdtemp(join(tmpdir(), 'bertfleet-nats-'));
   try {
-    nats = await startNatsServer({ storeDir: store, port: 0, log, ...(process.env['PATH'] !== undefined && { searchPath: process.env['PATH'] }) });
-    const natsUrl = nats.url;
-    return await runAndReport(p, {
-      listen: { host: '127.0.0.1', port: 0 },
-      natsServers: natsUrl,
-      expectedWorkers: workers,
-      signal: signals.signal,
-      onListening: (address) => processes.start(workers, address, natsUrl),
-      onExecutor: (ex) => {
-        executor = ex;
-      },
+    cluster = new LocalCluster({
+      log, workers, outputDir, logLevel, natsStoreDir: store, env: process.env, signal: signals.signal,
+      resume: values['resume'] === true,
+      // Always an explicit --output: a restarted coordinator must find the same folder as the first.
+      runArgs: ['--output', outputDir, ...withoutFlags(argv, options, ['workers', 'output', 'resume'])],
     });
-  } catch (err) {
-    if (!signals.signal.aborted) throw err;
-    process.stderr.write(`bertfleet cluster: ${(signals.signal.reason as Error).message}; stopped ${workers} workers and nats-server\n`);
-    return signals.exitCode();
+    const code = await cluster.run();
+    if (signals.signal.aborted) {
+      process.stderr.write(`bertfleet cluster: ${(signals.signal.reason as Error).message}; stopped the coordinator, ${cluster.workerCount} workers and nats-server\n`);
+    }
+    return code;
   } finally {
-    await processes.stop(5_000);
-    await nats?.stop({ graceMs: 3_000 });
+    removeClusterFile(outputDir, process.pid);
     await rm(store, { recursive: true, force: true });
     process.off('exit', killAll);
     signals.dispose();
   }
 }
 
-function killPid(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // Already gone: nothing to kill.
+/** `argv` without the named flags and their values (parsed as `options` parse them). */
+export function withoutFlags(argv: readonly string[], options: Options, names: readonly string[]): string[] {
+  const { tokens } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false, tokens: true });
+  const drop = new Set<number>();
+  for (const t of tokens) {
+    if (t.kind !== 'option' || !names.includes(t.name)) continue;
+    drop.add(t.index);
+    // `--flag value` (not `--flag=value`): the value is the next argument.
+    if (t.value !== undefined && t.inlineValue === false) drop.add(t.index + 1);
+  }
+  return argv.filter((_, i) => !drop.has(i));
+}
+
+/** Store folders of clusters that were killed outright (their pid is gone): nothing else removes them. */
+async function removeStaleStores(log: Logger): Promise<void> {
+  const dir = tmpdir();
+  for (const name of await readdir(dir)) {
+    const m = new RegExp(`^${NATS_STORE_PREFIX}(\\d+)-`).exec(name);
+    if (m === null || isPidAlive(Number(m[1]))) continue;
+    await rm(join(dir, name), { recursive: true, force: true });
+    log.info({ dir: join(dir, name) }, 'removed the nats store of a cluster that is gone');
   }
 }

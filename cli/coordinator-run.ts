@@ -4,6 +4,7 @@
  * (so the same run key, outputs and summary), then the distributed run
  * (coordinator/main.ts) with the progress bar, and the final summary on stdout.
  */
+import { existsSync } from 'node:fs';
 import { RunOutputs } from '../coordinator/outputs.js';
 import { runCoordinator, type CoordinatorOptions } from '../coordinator/main.js';
 import { refuseIfOutputLocked } from '../coordinator/ownership.js';
@@ -33,19 +34,23 @@ export interface PreparedRun {
   fingerprints: RunFingerprints;
 }
 
-/** Everything checked and loaded before anything is started or written. */
+/** Everything checked and loaded before anything is started or written; `values.resume` is true, false or 'auto'. */
 export async function prepareCoordinator(values: Record<string, unknown>, service: string): Promise<PreparedRun> {
   const outputs = new RunOutputs((values['output'] as string | undefined) ?? defaultOutputDir());
   // A folder another coordinator is using is refused naming it, before "not empty" or a long data load.
   refuseIfOutputLocked(outputs.dir);
-  const config = resolveRunConfig(values, outputs);
+  // --resume auto: resume the run the folder holds, or start one in a folder that holds none.
+  const auto = values['resume'] === 'auto';
+  const resume = auto ? existsSync(outputs.configFile) : values['resume'] === true;
+  const config = resolveRunConfig({ ...values, resume }, outputs);
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   const log = createRootLogger({ service, level: logLevel, fd: 2 });
+  if (auto) log.info({ output: outputs.dir, resume }, resume ? 'resume auto: the folder holds a run; resuming it' : 'resume auto: no run in the folder; starting one');
   const progress = values['no-progress'] !== true;
   const backend = await startBackend({ name: config.backend, blasThreads: config.blasThreads }, log);
   const { bert, data } = await prepareRun(config, log, progress);
   return {
-    config, outputs, resume: values['resume'] === true, progress, log, logLevel, backend, bert, data,
+    config, outputs, resume, progress, log, logLevel, backend, bert, data,
     fingerprints: runFingerprints(bert, data, backend),
   };
 }

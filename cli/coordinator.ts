@@ -3,11 +3,14 @@
  * machines. Same flags and outputs as `bertfleet train`, plus where to listen,
  * the NATS control plane, and how many workers to wait for before step 0;
  * workers join with `bertfleet worker --coordinator HOST:PORT`.
+ * `--resume auto` resumes when the output folder holds a run and starts one
+ * when it holds none: the form a restarted pod (or `bertfleet cluster`
+ * restarting a crashed coordinator) needs.
  */
 import { parseFlags, intFlag, UsageError } from './args.js';
 import { prepareCoordinator, runAndReport } from './coordinator-run.js';
 import { RUN_HELP, runOptions } from './run-flags.js';
-import { installSignalHandlers } from './signals.js';
+import { installSignalHandlers, parentPidFrom } from './signals.js';
 
 const HELP = `usage: bertfleet coordinator [options]
 
@@ -17,7 +20,24 @@ every step computed by the workers that join it.
   --listen HOST:PORT    gRPC address for the workers (default 0.0.0.0:50051)
   --nats URL            nats://HOST:PORT of the control plane (default nats://127.0.0.1:4222)
   --workers N           workers to wait for before step 0 (default 1)
+  --resume auto         resume when --output holds a run (run-config.json), start one when
+                        it is absent or empty (plain --resume: the run must be there)
 ${RUN_HELP}`;
+
+/** `--resume auto` (or `--resume=auto`) taken out of argv, since --resume alone is a boolean flag. */
+export function takeResumeAuto(argv: readonly string[]): { argv: string[]; auto: boolean } {
+  const rest: string[] = [];
+  let auto = false;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--resume=auto' || (argv[i] === '--resume' && argv[i + 1] === 'auto')) {
+      auto = true;
+      if (argv[i] === '--resume') i++;
+      continue;
+    }
+    rest.push(argv[i]!);
+  }
+  return { argv: rest, auto };
+}
 
 export function parseHostPort(raw: string, flag: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(raw);
@@ -26,7 +46,8 @@ export function parseHostPort(raw: string, flag: string): { host: string; port: 
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
-export async function run(argv: string[]): Promise<number> {
+export async function run(rawArgv: string[]): Promise<number> {
+  const { argv, auto } = takeResumeAuto(rawArgv);
   const values = parseFlags(argv, {
     ...runOptions,
     listen: { type: 'string' },
@@ -34,10 +55,16 @@ export async function run(argv: string[]): Promise<number> {
     workers: { type: 'string' },
   }, HELP);
   if (!values) return 0;
+  if (auto) {
+    if (values['resume'] === true) throw new UsageError('--resume and --resume auto: give one');
+    values['resume'] = 'auto';
+  }
   const listen = parseHostPort((values['listen'] as string | undefined) ?? '0.0.0.0:50051', 'listen');
   const expectedWorkers = intFlag(values, 'workers', { min: 1 }) ?? 1;
   const prepared = await prepareCoordinator(values, 'coordinator');
-  const signals = installSignalHandlers(prepared.log, { graceMs: 15_000 });
+  // Started by `bertfleet cluster`: stop when it is gone.
+  const parentPid = parentPidFrom(process.env);
+  const signals = installSignalHandlers(prepared.log, { graceMs: 15_000, ...(parentPid !== undefined && { parentPid }) });
   try {
     return await runAndReport(prepared, {
       listen,

@@ -1,60 +1,38 @@
 /**
  * The local cluster's worker processes: `bin/bertfleet worker` N times on
- * loopback, their log lines passed through to our stderr (each already
- * carries its workerId), the last lines of each kept for error messages. A
- * worker that exits before `stop()` is reported through `onUnexpectedExit`.
- * `stop()` waits for workers that were told to stop, then SIGTERMs and
- * finally SIGKILLs the rest, and resolves only when every process is gone;
- * `killNow()` is the synchronous last resort for an exiting parent.
+ * loopback (cli/child-processes.ts), each watched by a supervisor that does
+ * not restart it. A worker that ends is no failure of the run — one that
+ * exits 0 drained or was told the run is done; one that dies is logged as a
+ * warning, and the coordinator notices it is gone and gives its share to the
+ * others. `stop()` ends those still running (a signal, a grace period,
+ * SIGKILL) and resolves once every one is gone; `killNow()` is the
+ * synchronous last resort of an exiting parent.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { BertfleetError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-
-export const BERTFLEET_BIN = fileURLToPath(new URL('../bin/bertfleet', import.meta.url));
-
-/** A worker process ended while the run still needed it. */
-export class WorkerExitError extends BertfleetError {
-  override readonly name = 'WorkerExitError';
-  constructor(
-    readonly workerId: string,
-    readonly exitCode: number | null,
-    readonly signalName: string | null,
-    tail: readonly string[],
-  ) {
-    super(`worker ${workerId} exited (code ${exitCode}, signal ${signalName}) before the run ended; its last lines:\n${tail.join('\n')}`);
-  }
-}
-
-interface Child {
-  id: string;
-  proc: ChildProcess;
-  exited: Promise<void>;
-  tail: string[];
-}
+import { Supervisor, type SupervisedEnd } from '../shared/process/supervisor.js';
+import { launchBertfleet } from './child-processes.js';
 
 export interface WorkerProcessOptions {
   log: Logger;
-  /** Passed to every worker: --log-level, backend flags. */
+  /** Passed to every worker: --log-level. */
   extraArgs: readonly string[];
-  onUnexpectedExit: (err: WorkerExitError) => void;
-  /** Where worker log lines go; default our stderr. */
-  output?: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
 }
 
 export class WorkerProcesses {
-  private readonly children: Child[] = [];
-  private stopping = false;
+  private readonly workers: Supervisor[] = [];
   private readonly log: Logger;
 
   constructor(private readonly o: WorkerProcessOptions) {
     this.log = o.log.child({ component: 'worker-processes' });
   }
 
+  get count(): number {
+    return this.workers.length;
+  }
+
   get pids(): number[] {
-    return this.children.map((c) => c.proc.pid).filter((p): p is number => p !== undefined);
+    return this.workers.map((w) => w.pid).filter((p): p is number => p !== undefined);
   }
 
   start(count: number, coordinator: string, nats: string): void {
@@ -62,54 +40,39 @@ export class WorkerProcesses {
     for (let i = 1; i <= count; i++) {
       const id = `worker-${String(i).padStart(width, '0')}`;
       const args = ['worker', '--coordinator', coordinator, '--nats', nats, '--worker-id', id, ...this.o.extraArgs];
-      const proc = spawn(BERTFLEET_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-      // 'error' alone (no 'exit') is how a failed spawn ends.
-      const exited = new Promise<void>((resolve) => {
-        proc.once('exit', () => resolve());
-        proc.once('error', () => resolve());
+      const worker = new Supervisor({
+        name: id, log: this.log,
+        launch: () => launchBertfleet(args, this.o.env),
+        onReady: (child) => this.log.info({ workerId: id, pid: child.pid }, 'worker process started'),
       });
-      const child: Child = { id, proc, exited, tail: [] };
-      for (const stream of [proc.stdout!, proc.stderr!]) {
-        createInterface({ input: stream }).on('line', (line) => {
-          child.tail.push(line);
-          if (child.tail.length > 20) child.tail.shift();
-          (this.o.output ?? process.stderr).write(`${line}\n`);
-        });
-      }
-      proc.on('error', (err) => this.log.error({ err, workerId: id }, 'worker process could not start'));
-      proc.on('exit', (code, signal) => {
-        this.log.info({ workerId: id, pid: proc.pid, code, signal }, 'worker process exited');
-        // Exit code 0 only follows a 'done' stop order.
-        if (!this.stopping && code !== 0) this.o.onUnexpectedExit(new WorkerExitError(id, code, signal, child.tail));
-      });
-      this.children.push(child);
-      this.log.info({ workerId: id, pid: proc.pid }, 'worker process started');
+      worker.firstReady.catch((err: unknown) => this.log.warn({ err, workerId: id }, 'worker process could not start'));
+      void worker.ended.then((end) => this.report(id, end));
+      this.workers.push(worker);
     }
   }
 
-  /** Waits `graceMs` for workers to leave on their own, then SIGTERM, then SIGKILL. */
-  async stop(graceMs: number): Promise<void> {
-    this.stopping = true;
-    const alive = (): Child[] => this.children.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
-    await this.waitAll(alive(), graceMs);
-    for (const c of alive()) c.proc.kill('SIGTERM');
-    await this.waitAll(alive(), 3_000);
-    for (const c of alive()) {
-      this.log.warn({ workerId: c.id, pid: c.proc.pid }, 'worker ignored SIGTERM; killing it');
-      c.proc.kill('SIGKILL');
-    }
-    await Promise.all(this.children.map((c) => c.exited));
+  /** Ends every worker still running with `signal`, SIGKILL after `graceMs`; resolves once all are gone. */
+  async stop(opts: { signal: NodeJS.Signals; graceMs: number }): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.stop(opts)));
+  }
+
+  /** Waits up to `ms` for every worker to end on its own (told by the coordinator that the run is done). */
+  async settle(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    });
+    await Promise.race([Promise.all(this.workers.map((w) => w.ended)), late]);
+    clearTimeout(timer);
   }
 
   killNow(): void {
-    this.stopping = true;
-    for (const c of this.children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+    for (const w of this.workers) w.killNow();
   }
 
-  private async waitAll(children: Child[], ms: number): Promise<void> {
-    if (children.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(children.map((c) => c.exited)), new Promise((r) => (timer = setTimeout(r, ms)))]);
-    clearTimeout(timer);
+  private report(workerId: string, end: SupervisedEnd): void {
+    const { code, signal } = end.exit;
+    if (end.kind === 'stopped' || code === 0) this.log.info({ workerId, code, signal }, 'worker process exited');
+    else this.log.warn({ workerId, code, signal }, 'worker process died; the run goes on without it');
   }
 }

@@ -67,11 +67,16 @@ export class Supervisor {
     this.log = o.log.child({ component: 'supervisor', child: o.name });
     this.run().then(
       (end) => this.end.resolve(end),
-      (err: unknown) => this.end.reject(err),
+      (err: unknown) => {
+        // `launch` threw (nothing to spawn, e.g. the binary is missing): nothing runs, and nothing will.
+        this.stateValue = 'ended';
+        this.first.reject(err);
+        this.end.reject(err);
+      },
     );
   }
 
-  /** How supervision ended; never rejects unless `launch` itself throws. */
+  /** How supervision ended; rejects only when `launch` itself throws. */
   get ended(): Promise<SupervisedEnd> {
     return this.end.promise;
   }

@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorService } from '../../coordinator/coordinator-service.js';
-import { DistributedExecutor } from '../../coordinator/distributed-executor.js';
+import { DistributedExecutor, NoWorkersError } from '../../coordinator/distributed-executor.js';
 import type { RunFingerprints } from '../../shared/cluster/fingerprints.js';
 import { encodeIndexedStats, encodeStats } from '../../shared/cluster/stats-json.js';
 import { parseRunConfig } from '../../shared/config/run-config.js';
@@ -267,6 +267,51 @@ describe('coordinator service: failures that stop the run', () => {
       await h.executor.close(100);
       w1.close();
       w2.close();
+      await h.server.stop({ graceMs: 200 });
+    }
+  });
+
+  it('waits for a worker when the last one leaves mid-step, and hands its share to the one that joins', async () => {
+    const h = await cluster({ expectedWorkers: 1 });
+    const [w1, w3] = [await h.connect(), await h.connect()];
+    try {
+      await w1.register(request('w1'));
+      await h.executor.startPhase({ phase: 'pretrain', specs: SPECS, dataset: 'pretrain', replica: h.replica, startStep: 0, update: undefined as never });
+      const step = h.executor.runStep(work(0));
+      const a1 = await w1.nextAssignment({ worker_id: 'w1', after_seq: 0 });
+      expect(a1.subtrees).toEqual([{ lo: 0, hi: 3 }]);
+      expect(await w1.leave({ worker_id: 'w1', reason: 'drained', detail: '' })).toEqual({ reassigned: 3 });
+      await new Promise((r) => setTimeout(r, 300)); // nobody is live: the step waits
+      await w3.register(request('w3'));
+      let recovery = await w3.nextAssignment({ worker_id: 'w3', after_seq: a1.seq });
+      while (recovery.kind === 'idle' || !recovery.recovery) recovery = await w3.nextAssignment({ worker_id: 'w3', after_seq: recovery.seq });
+      expect(recovery.micro_batches.map((m) => m.index)).toEqual([0, 1, 2]);
+      for (const r of recovery.subtrees) await upload(w3, 'w3', 0, r);
+      const out = await step;
+      expect(bits(out.grad).equals(bits(treeSum({ lo: 0, hi: 3 }, leaf)))).toBe(true);
+    } finally {
+      await h.executor.close(100);
+      w1.close();
+      w3.close();
+      await h.server.stop({ graceMs: 200 });
+    }
+  });
+
+  it('fails the run with NoWorkersError naming the limit when no worker comes back in cluster.workerWaitTimeoutMs', async () => {
+    const h = await cluster({ expectedWorkers: 1, cluster: { workerWaitTimeoutMs: 600 } });
+    const w1 = await h.connect();
+    try {
+      await w1.register(request('w1'));
+      await h.executor.startPhase({ phase: 'pretrain', specs: SPECS, dataset: 'pretrain', replica: h.replica, startStep: 0, update: undefined as never });
+      const step = h.executor.runStep(work(0));
+      await w1.nextAssignment({ worker_id: 'w1', after_seq: 0 });
+      await w1.leave({ worker_id: 'w1', reason: 'drained', detail: '' });
+      const err = await step.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NoWorkersError);
+      expect((err as Error).message).toMatch(/^no worker joined the run for \d+ ms \(cluster.workerWaitTimeoutMs 600\)/);
+    } finally {
+      await h.executor.close(100);
+      w1.close();
       await h.server.stop({ graceMs: 200 });
     }
   });

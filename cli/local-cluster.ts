@@ -1,0 +1,183 @@
+/**
+ * The processes of `bertfleet cluster`, supervised: nats-server (its own
+ * store folder, restarted on the same port and store if it dies), the
+ * coordinator (`bin/bertfleet coordinator` on a fixed loopback port,
+ * restarted with `--resume auto` if it crashes, a few times at most), and N
+ * workers (never restarted; one that ends is logged, the run goes on). Once
+ * the coordinator listens, `OUTPUT/cluster.json` says where to join.
+ *
+ * `run()` resolves with the exit status: the coordinator's final one, 130 or
+ * 143 after a signal, 1 when nats-server cannot be kept up. Stopping is in
+ * order, each step bounded: on Ctrl-C the coordinator and workers at once
+ * (SIGINT), then nats-server; on SIGTERM the coordinator first (it
+ * checkpoints, with the workers still there), then the workers, then
+ * nats-server — so the coordinator's last run-state writes and its lease
+ * release always find nats-server up.
+ */
+import type { Logger } from '../shared/log.js';
+import { launchNatsServer, type NatsServerHandle } from '../shared/control/nats-server.js';
+import { exitStatus } from '../shared/process/kill-with-grace.js';
+import { Supervisor, type SupervisedEnd } from '../shared/process/supervisor.js';
+import { launchCoordinator, freeLoopbackPort } from './child-processes.js';
+import { writeClusterFile } from './cluster-file.js';
+import { InterruptedError } from './signals.js';
+import { WorkerProcesses } from './worker-processes.js';
+
+/** A crashing child is started again at most this often within the window, then the run ends. */
+const RESTART_LIMIT = { max: 3, windowMs: 120_000 };
+const STOP = {
+  /** Ctrl-C: everything must be gone within about 3 s. */
+  SIGINT: { coordinatorMs: 2_000, workersMs: 1_500, natsMs: 700 },
+  /** SIGTERM: the coordinator checkpoints the step in hand first. */
+  SIGTERM: { coordinatorMs: 20_000, workersMs: 2_000, natsMs: 1_500 },
+} as const;
+/** After a finished run, the workers leave on the coordinator's stop order. */
+const WORKERS_LEAVE_MS = 5_000;
+
+export interface LocalClusterOptions {
+  log: Logger;
+  workers: number;
+  outputDir: string;
+  /** The coordinator's run flags (without --listen, --nats, --workers, --resume). */
+  runArgs: readonly string[];
+  /** The user asked for --resume (a restart always resumes when it can). */
+  resume: boolean;
+  logLevel: string;
+  natsStoreDir: string;
+  /** For children: our environment, and the PATH searched for nats-server and setpriv. */
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+}
+
+type Outcome = { kind: 'coordinator'; end: SupervisedEnd } | { kind: 'nats'; end: SupervisedEnd } | { kind: 'signal'; sig: NodeJS.Signals };
+
+export class LocalCluster {
+  private nats: Supervisor | null = null;
+  private coordinator: Supervisor | null = null;
+  private readonly processes: WorkerProcesses;
+  private readonly log: Logger;
+  private readonly startedAtMs = Date.now();
+
+  constructor(private readonly o: LocalClusterOptions) {
+    this.log = o.log.child({ component: 'local-cluster' });
+    this.processes = new WorkerProcesses({ log: o.log, extraArgs: ['--log-level', o.logLevel], env: o.env });
+  }
+
+  get workerCount(): number {
+    return this.processes.count;
+  }
+
+  /** Starts everything, waits for the run's end (or a signal), stops everything; the exit status. */
+  async run(): Promise<number> {
+    const aborted = new Promise<Outcome>((resolve) => {
+      const onAbort = (): void => resolve({ kind: 'signal', sig: signalOf(this.o.signal.reason) });
+      if (this.o.signal.aborted) onAbort();
+      else this.o.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const natsStart = this.startNats();
+      // A signal that wins the race stops nats-server itself; its start then fails, on purpose.
+      natsStart.catch(() => undefined);
+      const natsUrl = await Promise.race([natsStart, aborted]);
+      if (typeof natsUrl !== 'string') return await this.stopAll(natsUrl);
+      const port = await freeLoopbackPort();
+      this.startCoordinator(natsUrl, port);
+      const outcome = await Promise.race([
+        this.coordinator!.ended.then((end): Outcome => ({ kind: 'coordinator', end })),
+        this.nats!.ended.then((end): Outcome => ({ kind: 'nats', end })),
+        aborted,
+      ]);
+      return await this.stopAll(outcome);
+    } catch (err) {
+      await this.stopAll({ kind: 'signal', sig: 'SIGTERM' });
+      throw err;
+    }
+  }
+
+  /** SIGKILLs every child now: for an exiting parent. */
+  killNow(): void {
+    this.coordinator?.killNow();
+    this.processes.killNow();
+    this.nats?.killNow();
+  }
+
+  /** nats-server on a port of its choosing, then on that same port and store after any crash. */
+  private async startNats(): Promise<string> {
+    let port = 0;
+    let handle: NatsServerHandle | null = null;
+    this.nats = new Supervisor({
+      name: 'nats-server', log: this.o.log, restartOn: () => true, restartLimit: RESTART_LIMIT,
+      launch: () => {
+        const { child, ready } = launchNatsServer({
+          storeDir: this.o.natsStoreDir, port, log: this.o.log, detached: true, dieWithParent: true,
+          ...(this.o.env['PATH'] !== undefined && { searchPath: this.o.env['PATH'] }),
+        });
+        return { child, ready: ready.then((h) => void (handle = h)) };
+      },
+      onReady: (_child, attempt) => {
+        port = handle!.port;
+        if (attempt > 0) this.log.warn({ port, attempt }, 'nats-server restarted');
+      },
+    });
+    await this.nats.firstReady;
+    return handle!.url;
+  }
+
+  private startCoordinator(natsUrl: string, port: number): void {
+    const host = '127.0.0.1';
+    const address = `${host}:${port}`;
+    const args = (attempt: number): string[] => [
+      '--listen', address, '--nats', natsUrl, '--workers', String(this.o.workers),
+      // A restart resumes from the run's latest trainer state, or starts it if none was written yet.
+      ...(attempt > 0 ? ['--resume', 'auto'] : this.o.resume ? ['--resume'] : []),
+      ...this.o.runArgs,
+    ];
+    this.coordinator = new Supervisor({
+      name: 'coordinator', log: this.o.log, restartLimit: RESTART_LIMIT,
+      // A non-zero exit we did not ask for (stops are never restarted), or death by a signal we did not send.
+      restartOn: (exit) => exit.code !== 0,
+      launch: (attempt) => launchCoordinator(args(attempt), { host, port }, this.o.env),
+      onReady: (child, attempt) => {
+        this.log.info({ pid: child.pid, address, attempt }, 'coordinator process started');
+        if (attempt > 0) return;
+        writeClusterFile(this.o.outputDir, { coordinator: address, nats: natsUrl, pid: process.pid, started_at_ms: this.startedAtMs });
+        this.processes.start(this.o.workers, address, natsUrl);
+      },
+      onUnexpectedExit: (exit, restarting) =>
+        this.log.warn({ code: exit.code, signal: exit.signal, restarting }, restarting ? 'coordinator crashed; restarting it' : 'coordinator exited with an error'),
+    });
+    // Its failure before listening is reported through `ended` (and its own message on stderr).
+    this.coordinator.firstReady.catch(() => undefined);
+  }
+
+  /** Stops what still runs, in the order the outcome calls for; the exit status. */
+  private async stopAll(outcome: Outcome): Promise<number> {
+    if (outcome.kind === 'signal') {
+      const t = STOP[outcome.sig === 'SIGINT' ? 'SIGINT' : 'SIGTERM'];
+      if (outcome.sig === 'SIGINT') {
+        await Promise.all([this.coordinator?.stop({ signal: 'SIGINT', graceMs: t.coordinatorMs }), this.processes.stop({ signal: 'SIGINT', graceMs: t.workersMs })]);
+      } else {
+        await this.coordinator?.stop({ signal: 'SIGTERM', graceMs: t.coordinatorMs });
+        await this.processes.stop({ signal: 'SIGINT', graceMs: t.workersMs });
+      }
+      await this.nats?.stop({ signal: 'SIGTERM', graceMs: t.natsMs });
+      return outcome.sig === 'SIGINT' ? 130 : 143;
+    }
+    if (outcome.kind === 'nats') {
+      this.log.error({ exit: outcome.end.exit, limit: RESTART_LIMIT }, 'nats-server keeps dying; stopping the run');
+      await this.coordinator?.stop({ signal: 'SIGTERM', graceMs: STOP.SIGTERM.coordinatorMs });
+      await this.processes.stop({ signal: 'SIGINT', graceMs: STOP.SIGTERM.workersMs });
+      return 1;
+    }
+    const status = exitStatus(outcome.end.exit);
+    // Done: the workers were told to stop and leave on their own; after a failure they would wait for a coordinator.
+    if (status === 0) await this.processes.settle(WORKERS_LEAVE_MS);
+    await this.processes.stop({ signal: 'SIGINT', graceMs: STOP.SIGTERM.workersMs });
+    await this.nats?.stop({ signal: 'SIGTERM', graceMs: STOP.SIGTERM.natsMs });
+    return status;
+  }
+}
+
+function signalOf(reason: unknown): NodeJS.Signals {
+  return reason instanceof InterruptedError ? reason.signalName : 'SIGTERM';
+}
