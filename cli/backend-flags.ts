@@ -1,8 +1,10 @@
 /**
  * The `--backend` and `--blas-threads` flags every compute command takes, and
- * the start-up line that says which backend was chosen and why others were not.
+ * the start-up lines that say which backend was chosen and why others were not,
+ * and which flat-vector kernels (native or JS) run the optimizer and tree sum.
  */
 import { initBackend, type BackendInfo, type BackendName } from '../shared/backend/select.js';
+import { selectVectorKernels } from '../shared/backend/vector-kernels.js';
 import type { Logger } from '../shared/log.js';
 import { intFlag, UsageError, type Options } from './args.js';
 
@@ -35,5 +37,7 @@ export async function startBackend(choice: { name: BackendName; blasThreads: num
     { backend: info.name, blasThreads: info.blasThreads, details: info.details, skipped: info.tried.map((t) => `${t.name}: ${t.error}`) },
     'backend chosen',
   );
+  const vector = selectVectorKernels('auto'); // same bytes either way; the choice is speed
+  log.info({ vectorKernels: vector.name, reason: vector.reason }, 'vector kernels chosen');
   return info;
 }

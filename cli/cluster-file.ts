@@ -4,13 +4,15 @@
  * pid and start time being the cluster's own. The cluster writes it
  * (atomically) once its coordinator listens and removes it when it ends;
  * `bertfleet worker --join OUTPUT` reads it. A cluster killed outright leaves
- * it behind, naming a pid that is gone.
+ * it behind, naming a pid that is gone: joining that is refused. The
+ * addresses are loopback ones, so a joiner runs on the cluster's host.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { InputError } from '../shared/errors.js';
 import { writeFileAtomic } from '../shared/fs-atomic.js';
+import { isPidAlive } from '../shared/owner-identity.js';
 
 export const CLUSTER_FILE = 'cluster.json';
 
@@ -52,6 +54,15 @@ export function readClusterFile(outputDir: string): ClusterFile {
     throw new InputError(`--join: ${path} is not a cluster file ({coordinator, nats, pid, started_at_ms} expected): ${problems}`);
   }
   return parsed.data;
+}
+
+/** The cluster file of a cluster still running on this host; InputError otherwise. */
+export function readLiveClusterFile(outputDir: string, isAlive: (pid: number) => boolean = isPidAlive): ClusterFile {
+  const file = readClusterFile(outputDir);
+  if (!isAlive(file.pid)) {
+    throw new InputError(`--join: ${clusterFilePath(outputDir)} names bertfleet cluster pid ${file.pid}, which no longer runs; start the cluster again (with --resume) and join it then`);
+  }
+  return file;
 }
 
 /** Removes the cluster file if it still names the cluster with `pid` (a newer cluster's is left alone). */

@@ -57,6 +57,7 @@ export class LocalCluster {
   private readonly processes: WorkerProcesses;
   private readonly log: Logger;
   private readonly startedAtMs = Date.now();
+  private stopping = false;
 
   constructor(private readonly o: LocalClusterOptions) {
     this.log = o.log.child({ component: 'local-cluster' });
@@ -139,12 +140,11 @@ export class LocalCluster {
       launch: (attempt) => launchCoordinator(args(attempt), { host, port }, this.o.env),
       onReady: (child, attempt) => {
         this.log.info({ pid: child.pid, address, attempt }, 'coordinator process started');
-        if (attempt > 0) return;
+        // A coordinator that got ready while everything stops gets no workers (they would outlive the stop).
+        if (attempt > 0 || this.stopping) return;
         writeClusterFile(this.o.outputDir, { coordinator: address, nats: natsUrl, pid: process.pid, started_at_ms: this.startedAtMs });
         this.processes.start(this.o.workers, address, natsUrl);
       },
-      onUnexpectedExit: (exit, restarting) =>
-        this.log.warn({ code: exit.code, signal: exit.signal, restarting }, restarting ? 'coordinator crashed; restarting it' : 'coordinator exited with an error'),
     });
     // Its failure before listening is reported through `ended` (and its own message on stderr).
     this.coordinator.firstReady.catch(() => undefined);
@@ -152,6 +152,7 @@ export class LocalCluster {
 
   /** Stops what still runs, in the order the outcome calls for; the exit status. */
   private async stopAll(outcome: Outcome): Promise<number> {
+    this.stopping = true;
     if (outcome.kind === 'signal') {
       const t = STOP[outcome.sig === 'SIGINT' ? 'SIGINT' : 'SIGTERM'];
       if (outcome.sig === 'SIGINT') {

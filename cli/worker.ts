@@ -1,15 +1,20 @@
 /**
- * `bertfleet worker --coordinator HOST:PORT [--nats URL] [--worker-id ID]`:
- * joins a coordinator, loads the run's model and data from the run config it
- * hands out, and computes its share of every step until told to stop. For
- * Kubernetes and your own machines; `bertfleet cluster` starts these itself.
+ * `bertfleet worker --coordinator HOST:PORT [--nats URL] [--worker-id ID]`,
+ * or `bertfleet worker --join OUTPUT` (the addresses a running `bertfleet
+ * cluster` wrote to OUTPUT/cluster.json): joins a coordinator, loads the
+ * run's model and data from the run config it hands out, and computes its
+ * share of every step until told to stop. For Kubernetes and your own
+ * machines; `bertfleet cluster` starts these itself, and its workers stop
+ * when it is gone (PARENT_PID_ENV).
  */
 import { hostname } from 'node:os';
 import { createRootLogger, type Logger } from '../shared/log.js';
 import { ComputeHost } from '../worker/compute-host.js';
 import { runWorker } from '../worker/main.js';
-import { parseFlags, requiredString, UsageError } from './args.js';
+import { parseFlags, UsageError } from './args.js';
 import { BACKEND_NAMES, backendChoice, backendOptions } from './backend-flags.js';
+import { readLiveClusterFile } from './cluster-file.js';
+import { parentPidFrom, watchParent } from './signals.js';
 
 /** Test hook (fault-injection tests, the soak): makes this worker a straggler. */
 const DELAY_ENV = 'BERTFLEET_TEST_DELAY_MS_PER_MICRO_BATCH';
@@ -23,6 +28,7 @@ function testDelayMs(): number {
 }
 
 const HELP = `usage: bertfleet worker --coordinator HOST:PORT [options]
+       bertfleet worker --join OUTPUT [options]
 
 Joins a coordinator and computes its share of each training step and evaluation.
 The model, data and run settings come from the coordinator; the backend must
@@ -30,6 +36,8 @@ match the coordinator's (same backend, same OpenBLAS threads).
 
   --coordinator HOST:PORT  the coordinator's gRPC address
   --nats URL               nats://HOST:PORT of the control plane (run state, phases)
+  --join OUTPUT            join the \`bertfleet cluster\` running on OUTPUT: both addresses
+                           from OUTPUT/cluster.json (--coordinator and --nats override them)
   --worker-id ID           this worker's id (default <hostname>-<pid>); workers are
                            given micro-batches in id order
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default: the run config's)
@@ -40,8 +48,12 @@ SIGTERM drains the worker: it finishes and uploads the share in hand, leaves the
 run (reason drained) and exits 0; the coordinator gives later steps to the others.
 SIGINT (or a second signal) stops it at once.`;
 
-/** SIGTERM drains, SIGINT (or any second signal) stops now; only this entry point installs them. */
-function workerSignals(log: Logger): { drain: AbortSignal; stop: AbortSignal; exitCode: () => number; dispose: () => void } {
+/**
+ * SIGTERM drains, SIGINT (or any second signal) stops now; only this entry
+ * point installs them. A worker started by `bertfleet cluster` stops now,
+ * too, when the cluster is gone: there is no coordinator to drain to.
+ */
+function workerSignals(log: Logger, parentPid: number | undefined): { drain: AbortSignal; stop: AbortSignal; exitCode: () => number; dispose: () => void } {
   const drain = new AbortController();
   const stop = new AbortController();
   let code = 0;
@@ -59,13 +71,29 @@ function workerSignals(log: Logger): { drain: AbortSignal; stop: AbortSignal; ex
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  const unwatch = parentPid === undefined ? () => undefined : watchParent(parentPid, log, () => {
+    if (stop.signal.aborted) return;
+    code = 143;
+    stop.abort(new Error('the cluster that started this worker is gone'));
+    setTimeout(() => process.exit(code), 1_000).unref();
+  });
   return {
     drain: drain.signal, stop: stop.signal, exitCode: () => code,
     dispose: () => {
+      unwatch();
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     },
   };
+}
+
+/** The coordinator and NATS addresses: explicit flags first, then --join's cluster file. */
+function addresses(values: Record<string, unknown>): { coordinator: string; nats: string | undefined } {
+  const flag = (name: string): string | undefined => (typeof values[name] === 'string' && values[name] !== '' ? (values[name] as string) : undefined);
+  const joined = flag('join') !== undefined ? readLiveClusterFile(flag('join')!) : undefined;
+  const coordinator = flag('coordinator') ?? joined?.coordinator;
+  if (coordinator === undefined) throw new UsageError('--coordinator HOST:PORT or --join OUTPUT is required');
+  return { coordinator, nats: flag('nats') ?? joined?.nats };
 }
 
 
@@ -73,21 +101,22 @@ export async function run(argv: string[]): Promise<number> {
   const values = parseFlags(argv, {
     coordinator: { type: 'string' },
     nats: { type: 'string' },
+    join: { type: 'string' },
     'worker-id': { type: 'string' },
     'log-level': { type: 'string' },
     ...backendOptions,
   }, HELP);
   if (!values) return 0;
-  const coordinator = requiredString(values, 'coordinator');
+  const { coordinator, nats } = addresses(values);
   const workerId = (values['worker-id'] as string | undefined) ?? `${hostname()}-${process.pid}`;
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   const delayMs = testDelayMs();
   const log = createRootLogger({ service: 'worker', level: logLevel, fd: 2, bindings: { workerId } });
-  const signals = workerSignals(log);
+  const signals = workerSignals(log, parentPidFrom(process.env));
   try {
     const reason = await runWorker({
       coordinator,
-      ...(typeof values['nats'] === 'string' && { natsServers: values['nats'] }),
+      ...(nats !== undefined && { natsServers: nats }),
       workerId,
       log,
       signal: signals.stop,

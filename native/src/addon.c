@@ -1,7 +1,9 @@
 /*
  * wasm-blas: module entry of the N-API addon that runs tfjs-backend-wasm's
  * matmuls (and a few kernels wasm lacks) on OpenBLAS, reading and writing the
- * wasm heap in place. Exports the kernels plus OpenBLAS thread/config queries.
+ * wasm heap in place, and the flat-vector kernels of the training step (tree
+ * sum, AdamW, clipping; vector.c) on any Float32Array. Exports the kernels plus
+ * OpenBLAS thread/config queries.
  * Loaded only by shared/backend/native-addon.ts; knows nothing of tfjs.
  */
 #include <cblas.h>
@@ -56,6 +58,12 @@ static napi_value init(napi_env env, napi_value exports) {
       {"matmul", NULL, wb_matmul, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unsortedSegmentSum", NULL, wb_unsorted_segment_sum, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unary", NULL, wb_unary, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"addInto", NULL, wb_add_into, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adamWStep", NULL, wb_adamw_step, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sumOfSquares", NULL, wb_sum_of_squares, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"scaleInPlace", NULL, wb_scale_in_place, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setVectorIsa", NULL, wb_set_vector_isa, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getVectorIsa", NULL, wb_get_vector_isa, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNumThreads", NULL, set_num_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getNumThreads", NULL, get_num_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getConfig", NULL, get_config, NULL, NULL, NULL, napi_enumerable, NULL},

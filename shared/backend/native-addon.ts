@@ -3,7 +3,9 @@
  * built by `npm run build:native` from native/). It types the addon's calls
  * and turns its argument errors into `BackendError`s. It knows byte offsets,
  * element counts and OpenBLAS; it must not know tfjs, tensors or dataIds
- * (that glue lives in wasm-blas.ts).
+ * (that glue lives in wasm-blas.ts). Two views of the one module: NativeBlas
+ * (heap kernels for the wasm-blas backend) and NativeVector (the training
+ * step's flat-vector kernels, chosen in vector-kernels.ts).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -92,16 +94,52 @@ export interface NativeBlas {
   getCorename(): string;
 }
 
+/**
+ * The training step's flat-vector kernels (native/src/vector.c), each giving
+ * the same bytes as its JavaScript twin in shared/training/vector-js.ts.
+ * Lengths must match; arrays may be views of any buffer.
+ */
+export interface NativeVector {
+  /** a[i] += b[i] in float32. */
+  addInto(a: Float32Array, b: Float32Array): void;
+  /** One AdamW update in place (params, m, v), computed in float64 in the JS loop's order. */
+  adamWStep(
+    params: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    decay: Uint8Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    weightDecay: number,
+  ): void;
+  /** Σ x[i]² accumulated in float64 in index order. */
+  sumOfSquares(x: Float32Array): number;
+  /** x[i] = float32(float64(x[i]) * factor). */
+  scaleInPlace(x: Float32Array, factor: number): void;
+  /**
+   * 'baseline' keeps the AVX2 builds of the elementwise loops from running
+   * (process-wide; both builds give the same bytes, so this is for tests and benchmarks).
+   */
+  setVectorIsa(isa: 'auto' | 'baseline'): void;
+  /** The build of the elementwise loops that runs now. */
+  getVectorIsa(): 'avx2' | 'baseline';
+}
+
 /** Absolute path of the built addon. */
 export function nativeAddonPath(): string {
   return fileURLToPath(new URL('../../native/build/Release/wasm_blas.node', import.meta.url));
 }
 
-let cached: NativeBlas | undefined;
+let raw: Record<string, unknown> | undefined;
+let cachedBlas: NativeBlas | undefined;
+let cachedVector: NativeVector | undefined;
 
-/** Loads the addon once; throws BackendError saying how to build it when it is missing or broken. */
-export function loadNativeBlas(): NativeBlas {
-  if (cached !== undefined) return cached;
+/** The module itself, loaded once; throws BackendError saying how to build it when it is missing or broken. */
+function loadModule(): Record<string, unknown> {
+  if (raw !== undefined) return raw;
   const path = nativeAddonPath();
   if (!existsSync(path)) {
     throw new BackendError(
@@ -109,9 +147,8 @@ export function loadNativeBlas(): NativeBlas {
         'run scripts/setup.sh or `npm run build:native` (needs libopenblas-dev and a C compiler)',
     );
   }
-  let raw: NativeBlas;
   try {
-    raw = createRequire(import.meta.url)(path) as NativeBlas;
+    raw = createRequire(import.meta.url)(path) as Record<string, unknown>;
   } catch (err) {
     throw new BackendError(
       `wasm-blas native addon at ${path} failed to load (rebuild with \`npm run build:native\`; ` +
@@ -119,21 +156,52 @@ export function loadNativeBlas(): NativeBlas {
       { cause: err },
     );
   }
-  for (const fn of ['matmul', 'unsortedSegmentSum', 'unary', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']) {
-    if (typeof (raw as unknown as Record<string, unknown>)[fn] !== 'function') {
-      throw new BackendError(`wasm-blas native addon at ${path}: expected export ${fn}(), got none; rebuild it`);
+  return raw;
+}
+
+/** Throws BackendError when the loaded module lacks one of `names` (an addon built from older sources). */
+function checkExports(mod: Record<string, unknown>, names: readonly string[]): void {
+  for (const fn of names) {
+    if (typeof mod[fn] !== 'function') {
+      throw new BackendError(`wasm-blas native addon at ${nativeAddonPath()}: expected export ${fn}(), got none; rebuild it`);
     }
   }
-  cached = {
-    matmul: (heap, spec) => rethrow(() => raw.matmul(heap, spec)),
-    unsortedSegmentSum: (heap, spec) => rethrow(() => raw.unsortedSegmentSum(heap, spec)),
-    unary: (heap, spec) => rethrow(() => raw.unary(heap, spec)),
-    setNumThreads: (threads) => rethrow(() => raw.setNumThreads(threads)),
-    getNumThreads: () => raw.getNumThreads(),
-    getConfig: () => raw.getConfig(),
-    getCorename: () => raw.getCorename(),
+}
+
+/** Loads the addon once; throws BackendError saying how to build it when it is missing or broken. */
+export function loadNativeBlas(): NativeBlas {
+  if (cachedBlas !== undefined) return cachedBlas;
+  const mod = loadModule();
+  checkExports(mod, ['matmul', 'unsortedSegmentSum', 'unary', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']);
+  const b = mod as unknown as NativeBlas;
+  cachedBlas = {
+    matmul: (heap, spec) => rethrow(() => b.matmul(heap, spec)),
+    unsortedSegmentSum: (heap, spec) => rethrow(() => b.unsortedSegmentSum(heap, spec)),
+    unary: (heap, spec) => rethrow(() => b.unary(heap, spec)),
+    setNumThreads: (threads) => rethrow(() => b.setNumThreads(threads)),
+    getNumThreads: () => b.getNumThreads(),
+    getConfig: () => b.getConfig(),
+    getCorename: () => b.getCorename(),
   };
-  return cached;
+  return cachedBlas;
+}
+
+/** The vector kernels of the same addon; throws BackendError when it is missing, broken or built without them. */
+export function loadNativeVector(): NativeVector {
+  if (cachedVector !== undefined) return cachedVector;
+  const mod = loadModule();
+  checkExports(mod, ['addInto', 'adamWStep', 'sumOfSquares', 'scaleInPlace', 'setVectorIsa', 'getVectorIsa']);
+  const k = mod as unknown as NativeVector;
+  cachedVector = {
+    addInto: (a, b) => rethrow(() => k.addInto(a, b)),
+    adamWStep: (params, grad, m, v, decay, lr, beta1, beta2, epsilon, weightDecay) =>
+      rethrow(() => k.adamWStep(params, grad, m, v, decay, lr, beta1, beta2, epsilon, weightDecay)),
+    sumOfSquares: (x) => rethrow(() => k.sumOfSquares(x)),
+    scaleInPlace: (x, factor) => rethrow(() => k.scaleInPlace(x, factor)),
+    setVectorIsa: (isa) => rethrow(() => k.setVectorIsa(isa)),
+    getVectorIsa: () => k.getVectorIsa(),
+  };
+  return cachedVector;
 }
 
 /** The addon throws plain Errors (code ERR_WASM_BLAS_ARG); callers catch BackendError. */

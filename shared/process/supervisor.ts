@@ -37,8 +37,6 @@ export interface SupervisorOptions {
   restartDelayMs?: number;
   /** Each instance once ready (attempt 0 is the first). */
   onReady?: (child: ChildProcess, attempt: number) => void;
-  /** Each exit nobody asked for, and whether a restart follows. */
-  onUnexpectedExit?: (exit: ChildExit, restarting: boolean) => void;
 }
 
 export type SupervisedEnd =
@@ -101,8 +99,10 @@ export class Supervisor {
       this.stopRequest = { signal: opts.signal ?? 'SIGTERM', graceMs: opts.graceMs };
       this.wake.abort();
       if (this.child !== null && !hasExited(this.child)) {
-        const { forced } = await killWithGrace(this.child, this.stopRequest);
-        if (forced) this.log.warn({ pid: this.child.pid, signal: this.stopRequest.signal, graceMs: opts.graceMs }, 'child ignored its stop signal; killed');
+        const { pid } = this.child;
+        const { forced, code, signal } = await killWithGrace(this.child, this.stopRequest);
+        if (forced) this.log.warn({ pid, signal: this.stopRequest.signal, graceMs: opts.graceMs }, 'child ignored its stop signal; killed');
+        else this.log.info({ pid, code, signal }, 'child stopped');
       }
     }
     return this.end.promise;
@@ -135,13 +135,12 @@ export class Supervisor {
         },
       );
       const exit = await exited;
-      // Let a ready that settled in the same tick as the exit be counted first.
+      // Let a ready that settled in the same tick as the exit be counted first (its failure was handled above).
       await ready.catch(() => undefined);
       if (this.stopRequest !== null) return this.finish({ kind: 'stopped', exit });
       const crash = this.o.restartOn?.(exit) ?? false;
       if (!crash) return this.finish({ kind: 'exited', exit });
       const restarting = this.everReady && this.withinLimit();
-      this.o.onUnexpectedExit?.(exit, restarting);
       if (!restarting) {
         if (this.everReady) this.log.warn({ exit, restarts: this.restarts.length, limit: this.o.restartLimit }, 'child crashed too often; giving up');
         return this.finish({ kind: 'gave-up', exit });
@@ -149,6 +148,7 @@ export class Supervisor {
       this.stateValue = 'restarting';
       this.restarts.push(Date.now());
       this.log.warn({ exit, restart: this.restarts.length, limit: this.o.restartLimit }, 'child crashed; restarting it');
+      // An AbortError here is stop() waking us early: the check below ends supervision.
       await sleep(this.o.restartDelayMs ?? 500, undefined, { signal: this.wake.signal }).catch(() => undefined);
       if (this.stopRequest !== null) return this.finish({ kind: 'stopped', exit });
     }

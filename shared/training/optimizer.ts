@@ -4,9 +4,12 @@
  * the update and scaled by the learning rate, not applied to LayerNorm or
  * biases), on flat float32 vectors outside any tensor backend: every replica
  * runs the same loop on the same bytes and gets the same bytes. The update is
- * computed in float64 and stored as float32, identically everywhere.
+ * computed in float64 and stored as float32, identically everywhere (the loop
+ * is in vector-js.ts; the addon's twin gives the same bytes).
  */
 import { z } from 'zod';
+
+import { vectorOps } from '../backend/vector-kernels.js';
 
 export const adamWSchema = z.object({
   beta1: z.number().min(0).lt(1).default(0.9),
@@ -40,14 +43,5 @@ export function adamWStep(
   if (grad.length !== n || m.length !== n || v.length !== n || decay.length !== n) {
     throw new RangeError(`AdamW vectors differ in length: params ${n}, grad ${grad.length}, m ${m.length}, v ${v.length}, decay ${decay.length}`);
   }
-  for (let i = 0; i < n; i++) {
-    const g = grad[i]!;
-    const mi = beta1 * m[i]! + (1 - beta1) * g;
-    const vi = beta2 * v[i]! + (1 - beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    let update = mi / (Math.sqrt(vi) + epsilon);
-    if (decay[i] === 1) update += weightDecay * params[i]!;
-    params[i] = params[i]! - lr * update;
-  }
+  vectorOps().adamWStep(params, grad, m, v, decay, lr, beta1, beta2, epsilon, weightDecay);
 }

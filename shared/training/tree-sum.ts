@@ -6,8 +6,9 @@
  * step's gradient. A worker may pre-sum a subtree only when it owns all its
  * leaves; `subtreesWithin` lists the maximal such subtrees of a block.
  * (Float32Array element adds in JS round once to float32, which equals IEEE
- * float32 addition because 53 >= 2*24 + 2.)
+ * float32 addition because 53 >= 2*24 + 2; the addon's float32 add is the same.)
  */
+import { vectorOps } from '../backend/vector-kernels.js';
 
 export interface Range {
   lo: number;
@@ -18,10 +19,10 @@ export function splitPoint(lo: number, hi: number): number {
   return lo + Math.floor((hi - lo) / 2);
 }
 
-/** a += b, elementwise. */
+/** a += b, elementwise (native or JS loop, same bytes: see backend/vector-kernels.ts). */
 export function addInto(a: Float32Array, b: Float32Array): void {
   if (a.length !== b.length) throw new RangeError(`cannot add vectors of ${a.length} and ${b.length} elements`);
-  for (let i = 0; i < a.length; i++) a[i]! += b[i]!;
+  vectorOps().addInto(a, b);
 }
 
 /**
