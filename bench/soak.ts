@@ -5,7 +5,8 @@
  * processes — and injects K random faults (worker SIGKILL, worker SIGTERM
  * drain, worker added, straggler added, coordinator SIGKILL + restart with
  * `--resume`, nats-server restart; see bench/soak/faults.ts) at random steps,
- * one at a time, each after the previous one's recovery. At the end it
+ * one at a time, each after the previous one's recovery; kinds are drawn from
+ * a shuffled bag, so with K >= 6 every kind is tried. At the end it
  * compares pretrained/ and finetuned/ model.safetensors with the reference
  * byte for byte and prints a summary; it exits 1 if a fault was not
  * recovered, the run did not finish, a process died unasked or the bytes
@@ -157,17 +158,31 @@ async function runFault(n: number, kind: FaultKind, ctx: FaultContext, t0: numbe
   }
 }
 
+/**
+ * The next fault kind: drawn from a shuffled bag of all allowed kinds, refilled
+ * when empty, so K >= the number of kinds tries each at least once; the first
+ * one in the bag that can be injected now (see eligibleKinds) is taken.
+ */
+function nextKind(ctx: FaultContext, bag: FaultKind[], allowed: readonly FaultKind[]): FaultKind | null {
+  if (bag.length === 0) bag.push(...ctx.rng.shuffled(allowed));
+  const now = new Set(eligibleKinds(ctx, allowed));
+  const i = bag.findIndex((k) => now.has(k));
+  if (i < 0) return null;
+  return bag.splice(i, 1)[0]!;
+}
+
 async function runFaults(ctx: FaultContext, o: SoakOptions, t0: number): Promise<FaultRecord[]> {
   const targets = planTargets(ctx.rng, o.faults, o.pretrainSteps + o.finetuneSteps);
   say(`fault plan (global steps): ${targets.join(', ')}`, t0);
   const records: FaultRecord[] = [];
+  const bag: FaultKind[] = [];
   for (const target of targets) {
     if (!(await reachStep(ctx.cluster, target))) break;
     await sleep(ctx.rng.int(0, 500));
     if (ctx.cluster.finished) break;
-    const kinds = eligibleKinds(ctx, o.kinds);
-    if (kinds.length === 0) continue;
-    const rec = await runFault(records.length + 1, ctx.rng.pick(kinds), ctx, t0);
+    const kind = nextKind(ctx, bag, o.kinds);
+    if (kind === null) continue;
+    const rec = await runFault(records.length + 1, kind, ctx, t0);
     records.push(rec);
     if (rec.outcome === 'failed') break;
   }

@@ -4,9 +4,11 @@
  * on tiny's gradient size (4.43 M floats) and BERT-base's (110 M): a += b (the
  * tree sum), one AdamW update, the sum of squares of global-norm clipping and
  * its scaling. Each case also checks that both give the same bytes.
- * Run: npx tsx bench/vector.ts [--sizes=4430000,110000000] [--repeats=5] [--isa=auto|baseline]
+ * JS and native runs alternate, so on a loaded machine both see the same load;
+ * the speed-up is the median of the per-pair ratios.
+ * Run: npx tsx bench/vector.ts [--sizes=4430000,110000000] [--repeats=7] [--isa=auto|baseline]
  * (--isa=baseline: the addon's SSE2 loops even where the CPU has AVX2.)
- * Prints a table (median ms of the repeats, after one warm-up) and one JSON line per case.
+ * Prints a table (median ms, after one warm-up each) and one JSON line per case.
  */
 import { loadNativeVector } from '../shared/backend/native-addon.js';
 import { jsVectorOps, type VectorOps } from '../shared/training/vector-js.js';
@@ -17,7 +19,7 @@ function flag(name: string, fallback: string): string {
 }
 
 const sizes = flag('sizes', '4430000,110000000').split(',').map(Number);
-const repeats = Number(flag('repeats', '5'));
+const repeats = Number(flag('repeats', '7'));
 const isa = flag('isa', 'auto');
 if (isa !== 'auto' && isa !== 'baseline') throw new Error(`--isa: expected auto or baseline, got ${isa}`);
 
@@ -37,20 +39,6 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Median ms of `repeats` runs after one warm-up; `setup` runs untimed before each. */
-function time(run: () => void, setup: () => void = () => {}): number {
-  setup();
-  run();
-  const ms: number[] = [];
-  for (let r = 0; r < repeats; r++) {
-    setup();
-    const t0 = process.hrtime.bigint();
-    run();
-    ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  return median(ms);
-}
-
 function sameBytes(a: Float32Array, b: Float32Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
@@ -60,68 +48,89 @@ interface Row {
   op: string;
   jsMs: number;
   nativeMs: number;
+  /** Median of jsMs / nativeMs over the alternating pairs. */
+  speedup: number;
   sameBytes: boolean;
 }
 
-function measure(n: number, nat: VectorOps): Row[] {
-  const rows: Row[] = [];
-  const b = gradientLike(n, 2);
+interface Case {
+  op: string;
+  /** Puts the inputs back (untimed). */
+  reset: () => void;
+  run: (ops: VectorOps) => void;
+  /** What the run produced, to compare JS with native. */
+  result: () => Float32Array;
+}
+
+function msOf(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+function measure(size: number, c: Case, nat: VectorOps): Row {
+  const out: Float32Array[] = [];
+  for (const ops of [jsVectorOps, nat]) {
+    c.reset();
+    c.run(ops); // warm-up, and the result to compare
+    out.push(c.result());
+  }
+  const js: number[] = [];
+  const native: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    c.reset();
+    js.push(msOf(() => c.run(jsVectorOps)));
+    c.reset();
+    native.push(msOf(() => c.run(nat)));
+  }
+  const speedup = median(js.map((t, i) => t / native[i]!));
+  return { size, op: c.op, jsMs: median(js), nativeMs: median(native), speedup, sameBytes: sameBytes(out[0]!, out[1]!) };
+}
+
+function cases(n: number): Case[] {
   const base = gradientLike(n, 1);
+  const b = gradientLike(n, 2);
   const work = new Float32Array(n);
-  const out = { js: new Float32Array(0), native: new Float32Array(0) };
-  const each = (op: string, run: (ops: VectorOps, x: Float32Array) => void, check = true): void => {
-    const ms = { js: 0, native: 0 };
-    for (const [name, ops] of [['js', jsVectorOps], ['native', nat]] as const) {
-      ms[name] = time(() => run(ops, work), () => work.set(base));
-      work.set(base);
-      run(ops, work);
-      out[name] = work.slice(0, Math.min(n, 1 << 22)); // a prefix is enough to compare
-    }
-    rows.push({ size: n, op, jsMs: ms.js, nativeMs: ms.native, sameBytes: !check || sameBytes(out.js, out.native) });
-  };
-  each('add a += b', (ops, a) => ops.addInto(a, b));
-  each('scale x *= c', (ops, x) => ops.scaleInPlace(x, 0.37));
-  const sums = { js: 0, native: 0 };
-  rows.push({
-    size: n,
-    op: 'sum of squares',
-    jsMs: time(() => (sums.js = jsVectorOps.sumOfSquares(base))),
-    nativeMs: time(() => (sums.native = nat.sumOfSquares(base))),
-    sameBytes: Object.is(sums.js, sums.native),
-  });
-  // AdamW: params in `work`, fresh moments each run (allocated outside the timing).
   const m = new Float32Array(n);
   const v = new Float32Array(n);
   const decay = Uint8Array.from({ length: n }, (_, i) => (i % 7 === 0 ? 0 : 1));
-  const resetMoments = () => {
-    m.set(b);
-    for (let i = 0; i < n; i++) v[i] = b[i]! * b[i]!;
-  };
-  const adamW = (ops: VectorOps, p: Float32Array) => ops.adamWStep(p, b, m, v, decay, 1e-4, 0.9, 0.999, 1e-6, 0.01);
-  const ms = { js: 0, native: 0 };
-  for (const [name, ops] of [['js', jsVectorOps], ['native', nat]] as const) {
-    ms[name] = time(() => adamW(ops, work), () => (work.set(base), resetMoments()));
-    work.set(base);
-    resetMoments();
-    adamW(ops, work);
-    out[name] = Float32Array.from([...work.subarray(0, 1 << 20), ...m.subarray(0, 1 << 20), ...v.subarray(0, 1 << 20)]);
-  }
-  rows.push({ size: n, op: 'AdamW step', jsMs: ms.js, nativeMs: ms.native, sameBytes: sameBytes(out.js, out.native) });
-  return rows;
+  const sum = new Float64Array(1);
+  const prefix = (x: Float32Array) => x.slice(0, Math.min(n, 1 << 22)); // enough to compare
+  return [
+    { op: 'add a += b', reset: () => work.set(base), run: (ops) => ops.addInto(work, b), result: () => prefix(work) },
+    { op: 'scale x *= c', reset: () => work.set(base), run: (ops) => ops.scaleInPlace(work, 0.37), result: () => prefix(work) },
+    {
+      op: 'sum of squares',
+      reset: () => {},
+      run: (ops) => (sum[0] = ops.sumOfSquares(base)),
+      result: () => new Float32Array(sum.buffer.slice(0)),
+    },
+    {
+      op: 'AdamW step',
+      reset: () => {
+        work.set(base);
+        m.set(b);
+        for (let i = 0; i < n; i++) v[i] = b[i]! * b[i]!;
+      },
+      run: (ops) => ops.adamWStep(work, b, m, v, decay, 1e-4, 0.9, 0.999, 1e-6, 0.01),
+      result: () => Float32Array.from([...prefix(work).subarray(0, 1 << 20), ...m.subarray(0, 1 << 20), ...v.subarray(0, 1 << 20)]),
+    },
+  ];
 }
 
 const nat = loadNativeVector();
 nat.setVectorIsa(isa);
-const all: Row[] = [];
-for (const n of sizes) all.push(...measure(n, nat));
-console.log(`median of ${repeats} runs after a warm-up; native loops ${nat.getVectorIsa()}; node ${process.version}`);
+const rows: Row[] = [];
+for (const n of sizes) for (const c of cases(n)) rows.push(measure(n, c, nat));
+
+console.log(`median of ${repeats} alternating JS/native runs after a warm-up; native loops ${nat.getVectorIsa()}; node ${process.version}`);
 console.log('| floats | op | JS ms | native ms | speed-up | same bytes |');
 console.log('|---|---|---|---|---|---|');
-for (const r of all) {
-  console.log(`| ${(r.size / 1e6).toFixed(2)} M | ${r.op} | ${r.jsMs.toFixed(1)} | ${r.nativeMs.toFixed(1)} | ${(r.jsMs / r.nativeMs).toFixed(1)}× | ${r.sameBytes ? 'yes' : 'NO'} |`);
+for (const r of rows) {
+  console.log(`| ${(r.size / 1e6).toFixed(2)} M | ${r.op} | ${r.jsMs.toFixed(1)} | ${r.nativeMs.toFixed(1)} | ${r.speedup.toFixed(1)}× | ${r.sameBytes ? 'yes' : 'NO'} |`);
 }
-for (const r of all) console.log(JSON.stringify({ bench: 'vector', isa: nat.getVectorIsa(), ...r }));
-if (all.some((r) => !r.sameBytes)) {
+for (const r of rows) console.log(JSON.stringify({ bench: 'vector', isa: nat.getVectorIsa(), ...r }));
+if (rows.some((r) => !r.sameBytes)) {
   console.error('bench/vector: native and JS results differ');
   process.exitCode = 1;
 }

@@ -204,7 +204,12 @@ export class DistributedExecutor implements StepExecutor {
     const deadline = this.now() + graceMs;
     const heard = (): boolean => this.membership.active().every((m) => (this.polled.get(m.id) ?? 0) >= stop.seq);
     while (!heard() && this.now() < deadline) await this.changed.next(Math.max(1, deadline - this.now()));
-    if (!heard()) this.log.warn({ missing: this.membership.active().filter((m) => (this.polled.get(m.id) ?? 0) < stop.seq).map((m) => m.id) }, 'workers did not collect the stop order');
+    if (!heard()) {
+      const missing = this.membership.active().filter((m) => (this.polled.get(m.id) ?? 0) < stop.seq).map((m) => m.id);
+      // Stopping on a signal, workers are usually stopping too (a Ctrl-C reaches them all).
+      if (why === 'stopping') this.log.info({ missing }, 'workers did not collect the stop order');
+      else this.log.warn({ missing }, 'workers did not collect the stop order');
+    }
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
   }

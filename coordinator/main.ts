@@ -40,13 +40,9 @@ export interface CoordinatorOptions {
   natsServers: string | string[];
   /** Workers to wait for before the first step. */
   expectedWorkers: number;
-  /** Called once the gRPC port is bound (the local cluster starts its workers here). */
-  onListening?: (address: string, runId: string) => Promise<void> | void;
   onStep?: RunInputs['onStep'];
   /** Aborting stops the run: pending waits reject with the signal's reason. */
   signal?: AbortSignal;
-  /** Starts the executor's failure from outside (a worker process died). */
-  onExecutor?: (executor: DistributedExecutor) => void;
   natsMaxWaitMs?: number;
 }
 
@@ -87,7 +83,6 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
       runId, coordinatorId: owner.owner_id, log: o.log, writeTimeoutMs: settings.runStateWriteTimeoutMs, onFatal: (err) => executor.fail(err),
     });
     const executor = new DistributedExecutor({ runId, config: o.config, fingerprints: o.fingerprints, expectedWorkers: o.expectedWorkers, log: o.log, events: control });
-    o.onExecutor?.(executor);
     lease.onLost((err) => {
       control.seal(err);
       executor.fail(err);
@@ -100,7 +95,6 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
     log.info({ address, runId, expectedWorkers: o.expectedWorkers }, 'coordinator listening');
     try {
       if (o.signal?.aborted) onAbort();
-      await o.onListening?.(address, runId);
       return await runPipeline({
         config: o.config, bert: o.bert, data: o.data, executor, outputs: o.outputs, log: o.log, resume: o.resume,
         ...(o.signal && { signal: o.signal }),
@@ -117,7 +111,7 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
     } finally {
       o.signal?.removeEventListener('abort', onAbort);
       // On a signal, workers are told 'stopping': they wait for a coordinator to come back (or are stopped themselves).
-      await (o.signal?.aborted === true ? executor.close(1_000, 'stopping') : executor.close());
+      await (o.signal?.aborted === true ? executor.close(500, 'stopping') : executor.close());
       await server.stop({ graceMs: 2_000 });
       await control.flush();
       log.info({ address }, 'coordinator stopped');

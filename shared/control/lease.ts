@@ -134,11 +134,18 @@ export class RunLease {
     this.stopTimers();
     await this.renewing;
     if (this.lostErr !== null) return;
+    // Bounded: with nats-server gone, shutdown must not wait for it; the lease then expires after its ttl.
+    const limitMs = 1_000;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), limitMs)));
     try {
-      await this.kv.delete(this.value.run_id, { previousSeq: this.revision });
-      this.log.info({ revision: this.revision }, 'run lease released');
+      const outcome = await Promise.race([this.kv.delete(this.value.run_id, { previousSeq: this.revision }).then(() => 'done' as const), late]);
+      if (outcome === 'done') this.log.info({ revision: this.revision }, 'run lease released');
+      else this.log.warn({ limitMs, ttlMs: this.ttlMs }, 'run lease not released in time; it expires after its ttl');
     } catch (err) {
       this.log.warn({ err, ttlMs: this.ttlMs }, 'run lease not released; it expires after its ttl');
+    } finally {
+      clearTimeout(timer);
     }
   }
 
