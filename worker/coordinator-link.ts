@@ -49,14 +49,15 @@ export class CoordinatorLink {
     return this.client.address;
   }
 
-  /** Runs `call`, retrying while the coordinator is unreachable. */
-  async retry<T>(what: string, call: () => Promise<T>): Promise<T> {
+  /** Runs `call`, retrying while the coordinator is unreachable (until `signal`, if given, aborts). */
+  async retry<T>(what: string, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const stop = signal === undefined ? this.o.signal : this.o.signal === undefined ? signal : AbortSignal.any([this.o.signal, signal]);
     const out = await retryTransient(call, {
       deadlineMs: this.o.reconnectTimeoutMs,
       initialDelayMs: 100,
       maxDelayMs: 2_000,
       retryable: (err) => err instanceof UnreachableError,
-      ...(this.o.signal && { signal: this.o.signal }),
+      ...(stop && { signal: stop }),
       onRetry: ({ attempt, delayMs, elapsedMs, err }) => {
         if (!this.outage) this.log.warn({ call: what, err }, 'coordinator unreachable; retrying');
         this.outage = true;
@@ -89,9 +90,9 @@ export class CoordinatorLink {
   }
 
   /** Uploads one partial sum; true when this call delivered it, false when the coordinator already had it. */
-  async pushGradient(header: GradientUploadHeader, payload: Float32Array): Promise<boolean> {
+  async pushGradient(header: GradientUploadHeader, payload: Float32Array, signal?: AbortSignal): Promise<boolean> {
     try {
-      await this.retry('PushGradient', () => this.client.pushGradient(header, payload));
+      await this.retry('PushGradient', () => this.client.pushGradient(header, payload), signal);
       return true;
     } catch (err) {
       if (err instanceof AlreadyReceivedError) return false;
@@ -99,8 +100,8 @@ export class CoordinatorLink {
     }
   }
 
-  pullReduced(req: PullRequest, into: (header: unknown) => Float32Array): Promise<Float32Array> {
-    return this.retry('PullReduced', () => this.client.pullReduced(req, { into }));
+  pullReduced(req: PullRequest, into: (header: unknown) => Float32Array, signal?: AbortSignal): Promise<Float32Array> {
+    return this.retry('PullReduced', () => this.client.pullReduced(req, { into }), signal);
   }
 
   async pushEvalResults(req: EvalResults): Promise<void> {
@@ -115,12 +116,13 @@ export class CoordinatorLink {
     return this.retry('FetchState', () => this.client.fetchState(req));
   }
 
-  reportChecksum(req: ChecksumRequest): Promise<ChecksumReply> {
-    return this.retry('ReportChecksum', () => this.client.reportChecksum(req));
+  reportChecksum(req: ChecksumRequest, signal?: AbortSignal): Promise<ChecksumReply> {
+    return this.retry('ReportChecksum', () => this.client.reportChecksum(req), signal);
   }
 
+  /** Timings are a notice: one attempt, never held up by an outage (the caller logs a failure). */
   reportMetrics(req: MetricsRequest): Promise<void> {
-    return this.retry('ReportMetrics', () => this.client.reportMetrics(req));
+    return this.client.reportMetrics(req, { timeoutMs: 2_000 });
   }
 
   leave(req: LeaveRequest, timeoutMs: number): Promise<LeaveReply> {

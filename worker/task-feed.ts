@@ -23,6 +23,7 @@ export class TaskFeed {
   private error: unknown = null;
   private stopped = false;
   private readonly arrived = new Waiters();
+  private readonly stopOrder = new AbortController();
   private readonly log: Logger;
   private loop: Promise<void> = Promise.resolve();
 
@@ -34,6 +35,11 @@ export class TaskFeed {
   ) {
     this.afterSeq = afterSeq;
     this.log = log.child({ component: 'task-feed' });
+  }
+
+  /** Aborted once a stop order is queued: calls retrying a lost coordinator can give up on the step. */
+  get stopSeen(): AbortSignal {
+    return this.stopOrder.signal;
   }
 
   start(): void {
@@ -96,7 +102,10 @@ export class TaskFeed {
         this.afterSeq = task.seq;
         this.queue.push(task);
         this.arrived.wake();
-        if (task.kind === 'stop') return;
+        if (task.kind === 'stop') {
+          this.stopOrder.abort(new Error(`stop order ${task.seq} received (${task.reason})`));
+          return;
+        }
       } catch (err) {
         if (this.stopped || gen !== this.generation) return;
         this.log.debug({ err }, 'task feed stopped');

@@ -107,7 +107,7 @@ export class WorkerLoop {
         }
         this.resyncs = 0;
         if (task.kind === 'eval') await this.evaluate(task);
-        else if ((await this.train(task, this.held)) === 'drained') return await this.leave('uploaded');
+        else if ((await this.trainOrStop(task, this.held)) === 'drained') return await this.leave('uploaded');
       }
     } finally {
       this.feed.stop();
@@ -170,14 +170,31 @@ export class WorkerLoop {
     await this.o.compute.drop();
   }
 
-  /** 'drained' when a drain was asked for: the share is uploaded, the worker leaves without applying. */
-  private async train(task: Train, held: Held): Promise<'applied' | 'resync' | 'drained'> {
+  /** A step, given up when a stop order arrives while the coordinator is unreachable (it stopped). */
+  private async trainOrStop(task: Train, held: Held): Promise<'applied' | 'resync' | 'drained' | 'stopped'> {
+    try {
+      return await this.train(task, held);
+    } catch (err) {
+      if (this.feed.stopSeen.aborted && !this.o.signal.aborted) {
+        this.log.info({ step: task.step, err }, 'step abandoned: the coordinator sent a stop order');
+        return 'stopped';
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * 'drained' when a drain was asked for: the share is uploaded, the worker
+   * leaves without applying; 'stopped' when a stop order came instead of the
+   * reduced gradient (the step is not applied; the loop takes the order next).
+   */
+  private async train(task: Train, held: Held): Promise<'applied' | 'resync' | 'drained' | 'stopped'> {
     const t0 = performance.now();
     const { link, workerId } = this.o;
     if (this.reduced?.length !== held.paramCount) this.reduced = new Float32Array(held.paramCount);
     const into = this.reduced;
     let readyAt = 0;
-    const pulling = link.pullReduced({ worker_id: workerId, step: task.step, phase: task.phase }, () => ((readyAt = performance.now()), into));
+    const pulling = link.pullReduced({ worker_id: workerId, step: task.step, phase: task.phase }, () => ((readyAt = performance.now()), into), this.feed.stopSeen);
     pulling.catch(() => undefined); // awaited below; an upload failure must not leave it unhandled
     let computeMs = await this.deliver(task);
     const uploadedAt = performance.now();
@@ -195,6 +212,8 @@ export class WorkerLoop {
       if (next === 'pulled') break;
       if (this.o.drain.aborted) return 'drained';
       const t = this.feed.peek();
+      // The coordinator is stopping: this step's reduced gradient will not come; the stop order is next.
+      if (t?.kind === 'stop') return 'stopped';
       if (t === undefined || t.kind !== 'train' || !t.recovery || t.phase !== task.phase || t.step !== task.step) break;
       this.feed.take();
       if (t.micro.length > 0) {
@@ -237,13 +256,13 @@ export class WorkerLoop {
       await this.o.link.pushGradient({
         worker_id: this.o.workerId, step: task.step, phase: task.phase, range: p.range, stats_json: encodeIndexedStats(indexed),
         compute_ms: perMicro * (p.range.hi - p.range.lo),
-      }, p.grad);
+      }, p.grad, this.feed.stopSeen);
     }
     return computeMs;
   }
 
   private async checkReplica(held: Held, checksum: string): Promise<void> {
-    const r = await this.o.link.reportChecksum({ worker_id: this.o.workerId, phase: held.phase, step: held.step, checksum });
+    const r = await this.o.link.reportChecksum({ worker_id: this.o.workerId, phase: held.phase, step: held.step, checksum }, this.feed.stopSeen);
     if (!r.match) {
       throw new ReplicaMismatchError(`replica of worker ${this.o.workerId} differs from the coordinator's after ${held.phase} step ${held.step}: expected checksum ${r.reference_checksum}, got ${checksum}`);
     }
@@ -252,7 +271,9 @@ export class WorkerLoop {
   private async report(held: Held): Promise<void> {
     const window = { phase: held.phase, ...this.timings.take() };
     this.log.info(window, 'worker steps');
-    await this.o.link.reportMetrics({ worker_id: this.o.workerId, step: held.step, json: JSON.stringify(window) });
+    await this.o.link.reportMetrics({ worker_id: this.o.workerId, step: held.step, json: JSON.stringify(window) }).catch((err: unknown) => {
+      this.log.debug({ err }, 'timings not reported');
+    });
   }
 
   private async evaluate(task: Eval): Promise<void> {

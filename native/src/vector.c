@@ -12,13 +12,15 @@
  *  - the sum of squares accumulates in double in index order (each product of
  *    two floats is exact in double; the sum is a sequential chain the compiler
  *    may not reassociate without -ffast-math, which is refused below).
+ * The one exception: an operation on two NaNs with different bits, whose
+ * payload IEEE leaves open (V8 itself varies by JIT tier); both sides give NaN.
  * Elementwise loops are vectorized, and on x86-64 built twice (baseline SSE2
  * and AVX2, chosen per call): a lane computes the same IEEE operations on one
  * element as the scalar loop, so width never changes a bit (and neither
- * target has FMA). The reduction stays one scalar chain. Built as its own static library (binding.gyp) with -ffp-contract=off
- * and -fno-math-errno, the latter so that sqrt is the bare, vectorizable IEEE
- * instruction (errno is never read; values are unchanged).
- * Knows nothing of tensors, models or BERT.
+ * target has FMA). The reduction stays one scalar chain. Built as its own
+ * static library (binding.gyp) with -ffp-contract=off and -fno-math-errno, the
+ * latter so that sqrt is the bare, vectorizable IEEE instruction (errno is
+ * never read; values are unchanged). Knows nothing of tensors, models or BERT.
  */
 #include <math.h>
 #include <stdatomic.h>

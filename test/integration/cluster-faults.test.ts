@@ -7,6 +7,8 @@
  *   - a worker SIGTERMed (it drains, leaves with reason `drained`, exits 0);
  *   - a worker added mid-phase;
  *   - the coordinator SIGKILLed and started again with `--resume` (workers wait and re-register);
+ *   - the coordinator SIGTERMed between checkpoints: it checkpoints the completed steps, tells
+ *     the workers it is stopping (they wait), and `--resume auto` continues from that step;
  *   - nats-server restarted on its port and store;
  *   - a straggler (a test hook slows one worker), which gets fewer micro-batches;
  *   - a worker whose micro-batch takes longer than the heartbeat timeout, which is
@@ -122,6 +124,23 @@ describe('faults survived with byte-identical weights', () => {
     await again.waitFor(/"msg":"resuming"/, 60_000);
     for (const id of ['a', 'b']) await run.workers.get(id)!.waitFor(/"session":[1-9].*"msg":"registered"|"msg":"registered".*"session":[1-9]/, 60_000);
     await finished({ ...run, coordinator: again }, 'coordinator-killed');
+    for (const id of ['a', 'b']) expect((await run.workers.get(id)!.exited).code).toBe(0);
+  });
+
+  it('checkpoints the completed steps on SIGTERM to the coordinator; the waiting workers continue with the next one', async () => {
+    const config = JSON.parse(readFileSync(join(PIPELINE_FIXTURES, 'run.json'), 'utf8')) as Record<string, unknown>;
+    const file = join(work, 'rare-checkpoints.json');
+    writeFileSync(file, JSON.stringify({ ...config, checkpoint: { everySteps: 1000, keep: 2 } }));
+    const run = await start('coordinator-sigterm', { workers: ['a', 'b'], extra: ['--config', file] });
+    await run.coordinator.waitFor(/"step":5,"of":24/, 120_000);
+    run.coordinator.proc.kill('SIGTERM');
+    expect((await run.coordinator.exited).code).toBe(143);
+    const saved = fields(await run.coordinator.waitFor(/"msg":"stopping: checkpointing the completed steps"/));
+    expect(saved['step']).toBeGreaterThanOrEqual(5);
+    for (const id of ['a', 'b']) await run.workers.get(id)!.waitFor(/"msg":"coordinator stopping; waiting for it to come back"/);
+    const again = spawnBertfleet(['coordinator', '--listen', run.address, '--nats', nats.url, '--workers', '1', '--output', join(work, 'coordinator-sigterm'), '--resume', 'auto', '--no-progress'], { cwd: work });
+    expect(fields(await again.waitFor(/"msg":"resuming"/, 60_000))).toMatchObject({ phase: 'pretrain', step: saved['step'] });
+    await finished({ ...run, coordinator: again }, 'coordinator-sigterm');
     for (const id of ['a', 'b']) expect((await run.workers.get(id)!.exited).code).toBe(0);
   });
 
