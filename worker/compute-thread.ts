@@ -10,6 +10,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../shared/backend/select.js';
+import { selectVectorKernels } from '../shared/backend/vector-kernels.js';
 import { runFingerprints } from '../shared/cluster/fingerprints.js';
 import { BackendError, ProtocolError } from '../shared/errors.js';
 import { createRootLogger, type Logger } from '../shared/log.js';
@@ -69,6 +70,8 @@ async function start(): Promise<Answer<'start'>> {
     { backend: backend.name, blasThreads: backend.blasThreads, details: backend.details, skipped: backend.tried.map((t) => `${t.name}: ${t.error}`) },
     'backend chosen',
   );
+  const vector = selectVectorKernels('auto'); // same bytes either way; the choice is speed
+  root.info({ vectorKernels: vector.name, reason: vector.reason }, 'vector kernels chosen');
   const { bert, data } = await prepareRun(opts.config, root, false);
   loaded = { compute: new WorkerCompute(bert, withDelay(data.datasets, opts.delayMsPerMicroBatch)), numLabels: data.datasets.labels.length };
   return { result: { fingerprints: runFingerprints(bert, data, backend), bert, numLabels: loaded.numLabels, backend } };

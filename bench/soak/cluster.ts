@@ -142,9 +142,15 @@ export class SoakCluster {
     return Promise.race([p, this.failed]);
   }
 
-  /** The coordinator has ended the run (exit 0). */
+  /** The coordinator has ended the run: it exited 0, or exited (killed) after logging "run finished". */
   get finished(): boolean {
-    return this.coordinator.exit?.code === 0;
+    const exit = this.coordinator.exit;
+    return exit !== null && (exit.code === 0 || this.runFinishedLogged());
+  }
+
+  /** The current coordinator has logged "run finished" (its outputs are written). */
+  runFinishedLogged(): boolean {
+    return this.coordinator.lines.some((l) => l.includes('"msg":"run finished"'));
   }
 
   /** SIGKILLs everything still running, nats-server included; resolves once all have exited. */

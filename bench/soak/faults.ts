@@ -125,9 +125,12 @@ async function killCoordinator(ctx: FaultContext): Promise<FaultResult> {
   const old = c.coordinator;
   const before = c.progress;
   const workerFrom = new Map([...c.workers].map(([id, w]) => [id, w.lines.length]));
+  if (c.runFinishedLogged()) return { target: old.name, detail: 'not killed: it had already finished the run', notes: [] };
   old.kill('SIGKILL');
   const exit = await old.exited;
   if (exit.signal !== 'SIGKILL') return { target: old.name, detail: `not killed: it had already exited (code ${exit.code})`, notes: [] };
+  // The kill can land between "run finished" and the exit: the run is over, there is nothing to resume.
+  if (c.runFinishedLogged()) return { target: old.name, detail: 'killed just after it had finished the run; not restarted', notes: [] };
   const t0 = Date.now();
   const next = c.startCoordinator(true);
   const resuming = fields(await expectLine(c, next.waitFor(/"msg":"resuming"/, { timeoutMs: 90_000 }), `${next.name} never logged "resuming"`));
