@@ -34,6 +34,9 @@ import { StepRound } from './step-round.js';
 import { TaskLog, type EvalTask, type TrainTask } from './task-log.js';
 import { WorkerSpeeds } from './worker-speeds.js';
 
+/** How long a resumed run waits for all `expectedWorkers` before it goes on with fewer. */
+const RESUMED_FULL_WAIT_MS = 15_000;
+
 /** How long a step waits for its reduced gradient to be downloaded before the coordinator's own update. */
 const PULL_GRACE_MS = 10_000;
 
@@ -54,6 +57,12 @@ export interface DistributedOptions {
   fingerprints: RunFingerprints;
   /** Workers to wait for before the first step; afterwards any number >= 1 will do. */
   expectedWorkers: number;
+  /**
+   * A resumed run (a restarted coordinator): workers that left before the
+   * restart may not come back, so it waits for `expectedWorkers` at most
+   * RESUMED_FULL_WAIT_MS, then starts with whoever is there (at least one).
+   */
+  resumed?: boolean;
   log: Logger;
   events?: MembershipEvents;
   nowMs?: () => number;
@@ -130,9 +139,16 @@ export class DistributedExecutor implements StepExecutor {
   async startPhase(setup: PhaseSetup): Promise<void> {
     this.throwIfFailed();
     if (!this.started) {
-      await this.waitFor(() => this.membership.active().length >= this.opts.expectedWorkers, 'workers', Infinity, () => ({
-        have: this.membership.active().length, want: this.opts.expectedWorkers,
-      }));
+      const want = this.opts.expectedWorkers;
+      const progress = (): Record<string, unknown> => ({ have: this.membership.active().length, want });
+      if (this.opts.resumed === true) {
+        const until = this.now() + RESUMED_FULL_WAIT_MS;
+        await this.waitFor(() => this.membership.active().length >= want || this.now() >= until, 'workers', Infinity, progress);
+        if (this.membership.active().length < want) this.log.info({ ...progress(), waitedMs: RESUMED_FULL_WAIT_MS }, 'resumed run: going on with the workers that came back');
+        await this.liveIds();
+      } else {
+        await this.waitFor(() => this.membership.active().length >= want, 'workers', Infinity, progress);
+      }
       this.started = true;
     }
     this.reduced.clear();

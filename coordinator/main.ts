@@ -82,7 +82,7 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
     const control = await RunControl.open(conn, {
       runId, coordinatorId: owner.owner_id, log: o.log, writeTimeoutMs: settings.runStateWriteTimeoutMs, onFatal: (err) => executor.fail(err),
     });
-    const executor = new DistributedExecutor({ runId, config: o.config, fingerprints: o.fingerprints, expectedWorkers: o.expectedWorkers, log: o.log, events: control });
+    const executor = new DistributedExecutor({ runId, config: o.config, fingerprints: o.fingerprints, expectedWorkers: o.expectedWorkers, resumed: o.resume, log: o.log, events: control });
     lease.onLost((err) => {
       control.seal(err);
       executor.fail(err);

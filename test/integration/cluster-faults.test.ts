@@ -8,7 +8,8 @@
  *   - a worker added mid-phase;
  *   - the coordinator SIGKILLed and started again with `--resume` (workers wait and re-register);
  *   - the coordinator SIGTERMed between checkpoints: it checkpoints the completed steps, tells
- *     the workers it is stopping (they wait), and `--resume auto` continues from that step;
+ *     the workers it is stopping (they wait), and `--resume auto` continues from that step
+ *     (asked for more workers than come back, a resumed run goes on with those that do);
  *   - nats-server restarted on its port and store;
  *   - a straggler (a test hook slows one worker), which gets fewer micro-batches;
  *   - a worker whose micro-batch takes longer than the heartbeat timeout, which is
@@ -138,8 +139,10 @@ describe('faults survived with byte-identical weights', () => {
     const saved = fields(await run.coordinator.waitFor(/"msg":"stopping: checkpointing the completed steps"/));
     expect(saved['step']).toBeGreaterThanOrEqual(5);
     for (const id of ['a', 'b']) await run.workers.get(id)!.waitFor(/"msg":"coordinator stopping; waiting for it to come back"/);
-    const again = spawnBertfleet(['coordinator', '--listen', run.address, '--nats', nats.url, '--workers', '1', '--output', join(work, 'coordinator-sigterm'), '--resume', 'auto', '--no-progress'], { cwd: work });
+    // Asked for 3 workers, the resumed run goes on with the 2 that come back.
+    const again = spawnBertfleet(['coordinator', '--listen', run.address, '--nats', nats.url, '--workers', '3', '--output', join(work, 'coordinator-sigterm'), '--resume', 'auto', '--no-progress'], { cwd: work });
     expect(fields(await again.waitFor(/"msg":"resuming"/, 60_000))).toMatchObject({ phase: 'pretrain', step: saved['step'] });
+    expect(fields(await again.waitFor(/"msg":"resumed run: going on with the workers that came back"/, 60_000))).toMatchObject({ have: 2, want: 3 });
     await finished({ ...run, coordinator: again }, 'coordinator-sigterm');
     for (const id of ['a', 'b']) expect((await run.workers.get(id)!.exited).code).toBe(0);
   });
