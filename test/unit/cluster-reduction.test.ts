@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 const partition = cut;
 import { apportion, partition as cut } from '../../coordinator/partition.js';
-import { StepRound } from '../../coordinator/step-round.js';
+import { parentOf, StepRound } from '../../coordinator/step-round.js';
 import { TaskLog } from '../../coordinator/task-log.js';
 import { AlreadyReceivedError, ProtocolError } from '../../shared/errors.js';
 import { treeSum } from '../../shared/training/tree-sum.js';
@@ -131,6 +131,36 @@ describe('StepRound', () => {
       const out = await r.done;
       expect(bits(out.grad).equals(bits(expected))).toBe(true);
       expect(out.stats.every((s) => s !== undefined)).toBe(true);
+    });
+  }
+});
+
+describe('reduction as partials arrive', () => {
+  it('knows each subtree\'s parent in the tree over [0, M)', () => {
+    // M = 5: [0,5) -> [0,2) [2,5); [2,5) -> [2,3) [3,5); [3,5) -> [3,4) [4,5)
+    expect(parentOf({ lo: 0, hi: 5 }, 5)).toBeNull();
+    expect(parentOf({ lo: 2, hi: 5 }, 5)).toEqual({ lo: 0, hi: 5 });
+    expect(parentOf({ lo: 4, hi: 5 }, 5)).toEqual({ lo: 3, hi: 5 });
+    expect(parentOf({ lo: 1, hi: 2 }, 5)).toEqual({ lo: 0, hi: 2 });
+    expect(() => parentOf({ lo: 1, hi: 3 }, 5)).toThrow(/not a subtree/);
+  });
+
+  for (const seed of [1, 2, 3, 4, 5]) {
+    it(`gives the single-process bits for every arrival order of 11 single micro-batch uploads (order ${seed})`, async () => {
+      const M = 11;
+      const leaves = Array.from({ length: M }, (_, i) => randomVector(97, 1000 * seed + i));
+      const expected = treeSum({ lo: 0, hi: M }, (i) => leaves[i]!);
+      const ids = Array.from({ length: M }, (_, i) => `w${String(i).padStart(2, '0')}`);
+      const r = new StepRound('pretrain', 0, M, partition(M, ids));
+      const order = Array.from({ length: M }, (_, i) => i);
+      let x = seed;
+      for (let i = M - 1; i > 0; i--) {
+        x = (x * 1103515245 + 12345) % 2 ** 31;
+        const j = x % (i + 1);
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      for (const i of order) r.accept(ids[i]!, { lo: i, hi: i + 1 }, leaves[i]!.slice(), [{ index: i, stats: STATS }]);
+      expect(bits((await r.done).grad).equals(bits(expected))).toBe(true);
     });
   }
 });
