@@ -79,10 +79,11 @@ async function killWorker(ctx: FaultContext): Promise<FaultResult> {
   c.workers.get(id)!.kill('SIGKILL');
   const line = await lineOrEnd(c, c.coordinator.waitFor(leftPattern(id), { from, timeoutMs: LEAVE_MS }), `coordinator never marked ${id} left`);
   const reason = line === null ? 'not logged: the run finished first' : String(fields(line)?.['reason']);
-  const moved = c.coordinator.lines.slice(from).filter((l) => l.includes('"msg":"micro-batches reassigned"') && l.includes(`"from":"${id}"`)).length;
   const notes = line === null || reason === 'heartbeat_timeout' ? [] : [`${id} left with reason ${reason}, expected heartbeat_timeout`];
   const replaced = await replenish(ctx);
   await expectProgress(c, from);
+  // Logged just after "worker left": counted once the run has moved on.
+  const moved = c.coordinator.lines.slice(from).filter((l) => /"msg":"(micro-batches|eval chunks) reassigned"/.test(l) && l.includes(`"from":"${id}"`)).length;
   return { target: id, detail: `left (${reason}), ${moved} reassignment(s)${replaced}`, notes };
 }
 
@@ -116,7 +117,8 @@ async function addWorker(ctx: FaultContext, slow: boolean): Promise<FaultResult>
   if (!slow) return { target: id, detail: `registered after ${secs(joinedMs)}`, notes: [] };
   // Judged on measured times over a few steps; the run may end first.
   const judged = await c.coordinator.waitFor(new RegExp(`"workerId":"${id}".*"msg":"straggler`), { from, timeoutMs: 60_000 }).catch(() => null);
-  const verdict = judged === null ? 'not judged a straggler within 60 s' : `judged a straggler after ${secs(Number(fields(judged)?.['time']) - t0)}`;
+  const unjudged = c.finished ? 'not judged a straggler before the run ended' : 'not judged a straggler within 60 s';
+  const verdict = judged === null ? unjudged : `judged a straggler after ${secs(Number(fields(judged)?.['time']) - t0)}`;
   return { target: id, detail: `registered after ${secs(joinedMs)}, ${verdict}`, notes: [] };
 }
 
