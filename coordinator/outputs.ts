@@ -72,6 +72,14 @@ export class RunOutputs {
     writeFileAtomic(this.stepsFile, kept.map((l) => `${l}\n`).join(''));
   }
 
+  hasMetrics(): boolean {
+    return existsSync(this.metricsFile);
+  }
+
+  readMetrics(): Record<string, unknown> {
+    return JSON.parse(readFileSync(this.metricsFile, 'utf8')) as Record<string, unknown>;
+  }
+
   writeMetrics(metrics: Record<string, unknown>): void {
     writeFileAtomic(this.metricsFile, `${JSON.stringify(metrics, null, 2)}\n`);
   }

@@ -82,6 +82,12 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
   if (resumed && resumed.meta.runKey !== key) {
     throw new CheckpointError(`--resume: the trainer state in ${outputs.state} belongs to run ${resumed.meta.runKey}, but these settings make run ${key}; resume with the same config`);
   }
+  if (resumed && resumed.meta.phase === 'finetune' && resumed.meta.step >= config.finetune.steps && outputs.hasMetrics()) {
+    // Finished before a restart (say, killed between writing metrics.json and exiting): nothing to redo.
+    log.info({ phase: resumed.meta.phase, step: resumed.meta.step, metrics: outputs.metricsFile }, 'run already finished');
+    await inp.onPhase?.('done', config.finetune.steps);
+    return { metrics: outputs.readMetrics() };
+  }
   if (resumed) {
     log.info({ phase: resumed.meta.phase, step: resumed.meta.step }, 'resuming');
     outputs.trimStepsFrom(resumed.meta.phase, resumed.meta.step);

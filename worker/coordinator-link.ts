@@ -81,8 +81,9 @@ export class CoordinatorLink {
     return this.retry('Register', () => this.client.register(req));
   }
 
-  nextAssignment(req: AssignmentRequest): Promise<Assignment> {
-    return this.retry('NextAssignment', () => this.client.nextAssignment(req));
+  /** The long poll; `signal` cancels it (a restarted feed, a stopping worker). */
+  nextAssignment(req: AssignmentRequest, signal?: AbortSignal): Promise<Assignment> {
+    return this.retry('NextAssignment', () => this.client.nextAssignment(req, signal === undefined ? {} : { signal }), signal);
   }
 
   heartbeat(req: HeartbeatRequest, timeoutMs: number): Promise<HeartbeatReply> {

@@ -67,25 +67,50 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
     // Before the run config arrives, the reconnect limit is the default one.
     const first = new CoordinatorLink(client, { reconnectTimeoutMs: parseRunConfig({}).cluster.reconnectTimeoutMs, log: o.log, signal: o.signal });
     const { runId, config } = await fetchRunConfig(first, o.workerId);
-    const link = new CoordinatorLink(client, { reconnectTimeoutMs: config.cluster.reconnectTimeoutMs, log: o.log, signal: o.signal });
+    // The run state in NATS says the run is over (done or failed): stop waiting for a coordinator.
+    const over = new AbortController();
+    const stop = AbortSignal.any([o.signal, over.signal]);
+    const link = new CoordinatorLink(client, { reconnectTimeoutMs: config.cluster.reconnectTimeoutMs, log: o.log, signal: stop });
     compute = await o.setup(config);
     if (o.natsServers !== undefined) {
       conn = await connectControl({ servers: o.natsServers, name: o.workerId, log: o.log, ...(o.natsMaxWaitMs !== undefined && { maxWaitMs: o.natsMaxWaitMs }) });
-      follower = await PhaseFollower.start(conn, { runId, log: o.log });
+      follower = await PhaseFollower.start(conn, {
+        runId, log: o.log,
+        onChange: (phase) => {
+          if (phase === 'done' || phase === 'failed') over.abort(new RunOverError(phase));
+        },
+      });
     }
+    const ended = (): string | null => {
+      const reason = over.signal.reason as RunOverError | undefined;
+      return over.signal.aborted && !o.signal.aborted ? (reason?.phase === 'done' ? 'done' : 'failed: the run state in NATS says failed') : null;
+    };
     for (let session = 0; ; session++) {
       if (session > 0) {
-        const again = await fetchRunConfig(link, o.workerId);
+        const again = await fetchRunConfig(link, o.workerId).catch((err: unknown) => {
+          if (ended() !== null) return null;
+          throw err;
+        });
+        if (again === null) return ended()!;
         if (again.runId !== runId) {
           throw new ProtocolError(`the coordinator at ${o.coordinator} now runs ${again.runId}, but this worker joined ${runId}: start a new worker for the new run`);
         }
       }
       if (drain.aborted) return 'drained';
-      const reply = await link.register({ worker_id: o.workerId, ...compute.fingerprints, pid: process.pid, hostname: hostname() });
+      let reply;
+      try {
+        reply = await link.register({ worker_id: o.workerId, ...compute.fingerprints, pid: process.pid, hostname: hostname() });
+      } catch (err) {
+        const why = ended();
+        if (why === null) throw err;
+        log.info({ reason: why }, 'the run is over; not registering');
+        return why;
+      }
       log.info({ runId, phase: reply.phase, step: reply.current_step, membershipVersion: reply.membership_version, session }, 'registered');
       const lost = new AbortController();
       const loop = new WorkerLoop({
         workerId: o.workerId, config, link, compute: compute.compute, log: o.log,
+        // Not `stop`: a healthy session ends with the stop order; `over` only cuts retries of a coordinator gone for good.
         signal: AbortSignal.any([o.signal, lost.signal]), drain, phase: () => follower?.phase ?? null,
       });
       const heartbeat = startHeartbeat(link, {
@@ -98,6 +123,11 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
         end = await loop.run();
       } catch (err) {
         if (o.signal.aborted) throw err;
+        const why = ended();
+        if (why !== null) {
+          log.info({ reason: why }, 'the run is over (run state in NATS)');
+          return why;
+        }
         const cause = lost.signal.aborted ? lost.signal.reason : err;
         if (!(cause instanceof NotRegisteredError)) throw err;
         log.warn({ err: cause }, 'registration lost; registering again');
@@ -113,6 +143,8 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
       }
       log.info({ reconnectTimeoutMs: config.cluster.reconnectTimeoutMs }, 'coordinator stopping; waiting for it to come back');
       await new Promise((r) => setTimeout(r, 1_000));
+      const why = ended();
+      if (why !== null) return why;
     }
   } finally {
     o.signal.removeEventListener('abort', onAbort);
@@ -120,6 +152,14 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
     await compute?.close();
     client.close();
     if (conn !== null && (await conn.closeWithin(2_000)) !== 'drained') log.warn('nats connection closed without draining');
+  }
+}
+
+/** The run state says the run is over. */
+class RunOverError extends Error {
+  override readonly name = 'RunOverError';
+  constructor(readonly phase: 'done' | 'failed') {
+    super(`the run is ${phase} (run state in NATS)`);
   }
 }
 

@@ -3,8 +3,7 @@
  * the background, decoded tasks queued in seq order, so a task that arrives
  * while the worker waits for a reduced gradient — a recovery task handing it
  * micro-batches of the same step — is seen at once. `restartAfter(seq)`
- * starts over after a fetched state's seq (older answers still in flight are
- * dropped). A refusal or an outage past the retry deadline is kept and thrown
+ * starts over after a fetched state's seq (the poll in flight is cancelled). A refusal or an outage past the retry deadline is kept and thrown
  * by the next `next()`/`wait()`, so the loop ends with the real cause.
  *
  * Knows nothing of training.
@@ -20,6 +19,8 @@ export class TaskFeed {
   private queue: QueuedTask[] = [];
   private afterSeq: number;
   private generation = 0;
+  /** Cancels the long poll of the current generation. */
+  private polling = new AbortController();
   private error: unknown = null;
   private stopped = false;
   private readonly arrived = new Waiters();
@@ -48,11 +49,13 @@ export class TaskFeed {
 
   /**
    * Forget queued tasks and continue after `seq` (a fetched state includes
-   * everything up to it): a new long-poll starts at once; the one in flight
-   * is abandoned (its answer is dropped when it comes).
+   * everything up to it): the long poll in flight is cancelled and a new one
+   * starts at once.
    */
   restartAfter(seq: number): void {
     this.generation++;
+    this.polling.abort(new Error('task feed restarted'));
+    this.polling = new AbortController();
     this.queue = [];
     this.afterSeq = seq;
     if (!this.stopped && this.error === null) this.loop = this.poll(this.generation);
@@ -84,18 +87,20 @@ export class TaskFeed {
     }
   }
 
-  /** Stops polling; the call in flight is abandoned (its answer is dropped). */
+  /** Stops polling; the call in flight is cancelled. */
   stop(): void {
     this.stopped = true;
     this.generation++;
+    this.polling.abort(new Error('task feed stopped'));
     this.arrived.wake();
   }
 
   private async poll(gen: number): Promise<void> {
     while (!this.stopped && gen === this.generation) {
       const after = this.afterSeq;
+      const cancel = this.polling.signal;
       try {
-        const a = await this.link.nextAssignment({ worker_id: this.workerId, after_seq: after });
+        const a = await this.link.nextAssignment({ worker_id: this.workerId, after_seq: after }, cancel);
         if (gen !== this.generation || this.stopped) return;
         const task = decodeAssignment(a);
         if (task.kind === 'idle' || task.seq <= this.afterSeq) continue;

@@ -47,9 +47,10 @@ export const DEFAULT_CALL_TIMEOUTS: Readonly<CallTimeouts> = Object.freeze({
   transferTimeoutMs: 300_000,
 });
 
-/** Per-call override of the deadline. */
+/** Per-call override of the deadline, and a signal that cancels the call. */
 export interface CallOptions {
   timeoutMs?: number;
+  signal?: AbortSignal;
 }
 
 export type GradientUploadHeader = Omit<GradientHeader, 'total_bytes' | 'crc32'>;
@@ -77,7 +78,7 @@ export class CoordinatorClient {
   }
 
   nextAssignment(req: AssignmentRequest, o: CallOptions = {}): Promise<Assignment> {
-    return this.rpc.unary('NextAssignment', req, o.timeoutMs ?? this.timeouts.longPollTimeoutMs);
+    return this.rpc.unary('NextAssignment', req, o.timeoutMs ?? this.timeouts.longPollTimeoutMs, o.signal);
   }
 
   heartbeat(req: HeartbeatRequest, o: CallOptions = {}): Promise<HeartbeatReply> {

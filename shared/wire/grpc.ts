@@ -274,11 +274,24 @@ class GrpcTransport implements RpcTransport {
     private readonly def: grpc.ServiceDefinition,
   ) {}
 
-  unary(method: string, req: unknown, timeoutMs: number): Promise<never> {
+  unary(method: string, req: unknown, timeoutMs: number, signal?: AbortSignal): Promise<never> {
     const m = this.method(method);
     return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs },
-        (err, res) => (err ? reject(this.mapError(err, method, timeoutMs)) : resolve(res as never)));
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const onAbort = (): void => {
+        call.cancel();
+        reject(signal!.reason);
+      };
+      const call = this.client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, new grpc.Metadata(), { deadline: Date.now() + timeoutMs },
+        (err, res) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (err) reject(this.mapError(err, method, timeoutMs));
+          else resolve(res as never);
+        });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

@@ -82,7 +82,8 @@ export interface ServerStreamMethods {
 export interface RpcTransport {
   /** `host:port`, for messages. */
   readonly address: string;
-  unary<M extends keyof UnaryMethods>(method: M, req: UnaryMethods[M][0], timeoutMs: number): Promise<UnaryMethods[M][1]>;
+  /** `signal` cancels the call (it then rejects with the signal's reason). */
+  unary<M extends keyof UnaryMethods>(method: M, req: UnaryMethods[M][0], timeoutMs: number, signal?: AbortSignal): Promise<UnaryMethods[M][1]>;
   clientStream<M extends keyof ClientStreamMethods>(
     method: M,
     source: Iterable<ClientStreamMethods[M][0]>,

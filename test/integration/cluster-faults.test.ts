@@ -113,6 +113,12 @@ describe('faults survived with byte-identical weights', () => {
     await b.waitFor(/"sequences":[1-9]\d*,"msg":"worker steps"/, 60_000);
     await finished(run, 'added');
     expect((await b.exited).code).toBe(0);
+    // A coordinator restarted after the end (a supervisor, a pod) finds the run finished: no worker needed.
+    const again = await runCli(['coordinator', '--listen', `127.0.0.1:${await freePort()}`, '--nats', nats.url, '--workers', '2', '--output', join(work, 'added'), '--resume', 'auto', '--no-progress'], { cwd: work });
+    expect(again.code, again.stderr.slice(-2000)).toBe(0);
+    expect(again.stderr).toMatch(/"msg":"run already finished"/);
+    expect(again.stdout).toMatch(/^finetuning \(test split/m);
+    expectSameAsTrain('added');
   });
 
   it('survives the coordinator SIGKILLed: started again with --resume, the workers re-register and resynchronise', async () => {
