@@ -10,7 +10,7 @@
  *
  * Knows nothing of gRPC, NATS or training; the caller passes the clock.
  */
-import { BertfleetError, NotRegisteredError } from '../shared/errors.js';
+import { NotRegisteredError } from '../shared/errors.js';
 
 export type MemberStatus = 'joining' | 'training' | 'left';
 export type LeaveReason = 'drained' | 'heartbeat_timeout' | 'error';
@@ -23,19 +23,6 @@ export interface Member {
   joinedAtMs: number;
   lastSeenMs: number;
   leftReason: LeaveReason | null;
-}
-
-/** A worker the current task depends on left the run. */
-export class WorkerLostError extends BertfleetError {
-  override readonly name = 'WorkerLostError';
-  constructor(
-    readonly workerId: string,
-    readonly reason: LeaveReason,
-    detail: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`worker ${workerId} left the run (${reason}: ${detail})`, options);
-  }
 }
 
 export type MembershipChange = { kind: 'joined'; member: Member; rejoined: boolean } | { kind: 'left'; member: Member; detail: string };

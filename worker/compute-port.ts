@@ -3,8 +3,8 @@
  * state, the gradients of some micro-batches (pre-summed per subtree), apply
  * a reduced gradient, evaluate chunks. All async: the worker process runs it
  * in a thread of its own (compute-host.ts), so heartbeats and gRPC keepalive
- * answers keep flowing while it computes; tests may run it in-process
- * (in-process-compute.ts). Both run the same code, so the bits are the same.
+ * answers keep flowing while it computes. The thread runs the same
+ * WorkerCompute and Replica as `bertfleet train`, so the bits are the same.
  */
 import type { GlobalCounts } from '../shared/model/losses.js';
 import type { DatasetName } from '../shared/training/batches.js';
