@@ -34,12 +34,12 @@ export function assignmentFor(task: Task | null, workerId: string, runId: string
   if (task === null) return { ...EMPTY, run_id: runId, kind: 'idle', seq: 0, membership_version: membershipVersion };
   const base = { ...EMPTY, run_id: runId, seq: task.seq, membership_version: task.membershipVersion };
   if (task.kind === 'stop') return { ...base, kind: 'stop', stop_reason: task.detail === '' ? task.reason : `${task.reason}: ${task.detail}` };
-  const mine = indicesOf(task.blocks.find((b) => b.workerId === workerId)?.ranges ?? []);
+  const block = task.blocks.find((b) => b.workerId === workerId);
+  const mine = indicesOf(block?.ranges ?? []);
   if (task.kind === 'eval') {
     const eval_chunks = mine.map((index) => ({ index, examples: [...task.chunks[index]!] }));
     return { ...base, kind: 'eval', phase: task.phase, step: task.step, dataset: task.dataset, eval_chunks, recovery: task.recovery };
   }
-  const block = task.blocks.find((b) => b.workerId === workerId);
   const micro_batches = mine.map((i) => {
     const m = task.microBatches[i]!;
     return { index: m.index, examples: [...m.examples], dropout_seed: m.dropoutSeed };

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 import { BackendError } from '../errors.js';
+import type { VectorOps } from '../training/vector-js.js';
 
 /** Activation codes understood by the addon's fused epilogue (see native/src/matmul.c). */
 export const ACTIVATION_CODES = {
@@ -99,26 +100,8 @@ export interface NativeBlas {
  * the same bytes as its JavaScript twin in shared/training/vector-js.ts.
  * Lengths must match; arrays may be views of any buffer.
  */
-export interface NativeVector {
-  /** a[i] += b[i] in float32. */
-  addInto(a: Float32Array, b: Float32Array): void;
-  /** One AdamW update in place (params, m, v), computed in float64 in the JS loop's order. */
-  adamWStep(
-    params: Float32Array,
-    grad: Float32Array,
-    m: Float32Array,
-    v: Float32Array,
-    decay: Uint8Array,
-    lr: number,
-    beta1: number,
-    beta2: number,
-    epsilon: number,
-    weightDecay: number,
-  ): void;
-  /** Σ x[i]² accumulated in float64 in index order. */
-  sumOfSquares(x: Float32Array): number;
-  /** x[i] = float32(float64(x[i]) * factor). */
-  scaleInPlace(x: Float32Array, factor: number): void;
+/** The flat-vector operations of vector-js.ts, computed in C with the same bits, plus the loop-build switch. */
+export interface NativeVector extends VectorOps {
   /**
    * 'baseline' keeps the AVX2 builds of the elementwise loops from running
    * (process-wide; both builds give the same bytes, so this is for tests and benchmarks).

@@ -8,7 +8,7 @@
  * They assume lengths were checked by the caller. Pure: no I/O, no state.
  */
 
-/** The operations both implementations provide (native-addon.ts's NativeVector has the same shape). */
+/** The operations both implementations provide (native-addon.ts's NativeVector extends it). */
 export interface VectorOps {
   addInto(a: Float32Array, b: Float32Array): void;
   adamWStep(

@@ -5,18 +5,11 @@
  * pick (port 0) should.
  */
 import { createServer } from 'node:net';
+import { freeLoopbackPort } from '../../cli/child-processes.js';
 
-/** A TCP port on `host` that nothing listened on a moment ago. */
+/** A TCP port on `host` that nothing listened on a moment ago (the same helper the local cluster uses). */
 export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close((err) => (err ? reject(err) : resolve(port)));
-    });
-  });
+  return freeLoopbackPort(host);
 }
 
 /** True when a listener can bind `host:port` now (and releases it again). */
