@@ -1,130 +1,125 @@
 /**
- * The cluster benchmark: pretraining throughput of `bertfleet train` (one
- * process) against `bertfleet cluster` with 1 and 2 workers, on the same
- * preset, data and global batch (so the same bytes), and where a worker's
- * step time goes: computing its micro-batches, and exchanging gradients (from
- * its first upload starting to the reduced gradient downloaded, which
- * includes waiting for the other workers), split into the transfers
- * themselves (uploads + download) and the wait. Each run is a real process
- * tree, stopped with SIGINT once its last pretraining step is logged; the
- * first `--warmup` steps are left out.
- *   npx tsx bench/cluster.ts [--preset tiny] [--steps 12] [--warmup 2] [--global-batch 32] [--micro-batch 16] [--modes train,1,2]
+ * The cluster suite: in one run, on the same machine state, pretraining
+ * throughput of `bertfleet train` (one process) and `bertfleet cluster` with 1
+ * and 2 workers on the same preset, data and global batch; where a worker's
+ * step goes (compute, upload, wait, download, apply, exchange); and — where
+ * PyTorch is installed — DDP over gloo with 1 and 2 processes on the same
+ * global batch and a gloo all-reduce of as many float32 as the model's
+ * gradient. Prints one JSON line per measurement, a JSON line of ratios, then
+ * markdown tables (cluster-table.ts).
+ *   bertfleet bench --suite cluster [--preset tiny] [--steps 12] [--warmup 2] [--global-batch 32] [--micro-batch 16] [--reps 20]
+ *   npx tsx bench/cluster.ts [same flags]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { intFlag, parseFlags } from '../cli/args.js';
+import { intFlag, parseFlags, UsageError } from '../cli/args.js';
+import { presetConfig } from '../shared/model/config.js';
+import { paramSpecs } from '../shared/model/params.js';
+import { failed } from './child-json.js';
+import { printTables, ratios, type Row } from './cluster-table.js';
+import { runBertfleet, type RunSpec } from './cluster-runs.js';
+import { findTorch, ROOT, runTorch, type Torch } from './torch.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(root, 'bin/bertfleet');
+const HELP = `usage: bertfleet bench --suite cluster [--preset tiny|mini] [--steps N] [--warmup N] [--global-batch N]
+                       [--micro-batch N] [--reps N] [--torch-reference PATH] [--python PATH]
 
-const HELP = `usage: npx tsx bench/cluster.ts [--preset tiny] [--steps N] [--warmup N] [--global-batch N] [--micro-batch N] [--modes train,1,2]
+Measures in one run: bertfleet train, cluster --workers 1 and --workers 2 (the
+exchange per step split into its parts), and where PyTorch is installed DDP
+(gloo) with 1 and 2 processes and a gloo all-reduce of the gradient's size.
+Prints one JSON line per measurement, then a table with the ratios of issue 8.
+Defaults: tiny, 12 steps after 2 warm-up steps, global batch 32, micro-batch 16,
+20 all-reduce repetitions. OPENBLAS_CORETYPE, if set, reaches every process.`;
 
-Prints one JSON line per mode (train, or a cluster's worker count), then a table.`;
+const PRESETS = ['tiny', 'mini'] as const; // the presets the PyTorch reference knows
 
-interface Line {
-  time: number;
-  msg: string;
-  [k: string]: unknown;
+interface Settings { preset: (typeof PRESETS)[number]; steps: number; warmup: number; globalBatch: number; microBatch: number; reps: number }
+
+function settings(values: Record<string, unknown>): Settings {
+  const preset = (values['preset'] as string | undefined) ?? 'tiny';
+  if (!(PRESETS as readonly string[]).includes(preset)) throw new UsageError(`--preset must be one of ${PRESETS.join(', ')}, got "${preset}"`);
+  const s = {
+    preset: preset as Settings['preset'],
+    steps: intFlag(values, 'steps', { min: 2 }) ?? 12,
+    warmup: intFlag(values, 'warmup', { min: 1 }) ?? 2,
+    globalBatch: intFlag(values, 'global-batch', { min: 2 }) ?? 32,
+    microBatch: intFlag(values, 'micro-batch', { min: 1 }) ?? 16,
+    reps: intFlag(values, 'reps', { min: 1 }) ?? 20,
+  };
+  if (s.warmup >= s.steps) throw new UsageError(`--warmup (${s.warmup}) must be less than --steps (${s.steps})`);
+  if (s.globalBatch % 2 !== 0) throw new UsageError(`--global-batch must be even (split over 2 workers and 2 DDP processes), got ${s.globalBatch}`);
+  return s;
 }
 
-/** Runs one mode until its last pretraining step is logged; returns the log lines. */
-function runMode(mode: string, args: string[], steps: number): Promise<Line[]> {
-  const command = mode === 'train' ? ['train'] : ['cluster', '--workers', mode];
-  const child = spawn(BIN, [...command, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines: Line[] = [];
-  let stopping = false;
-  createInterface({ input: child.stderr }).on('line', (raw) => {
-    if (!raw.startsWith('{')) return;
-    const l = JSON.parse(raw) as Line;
-    lines.push(l);
-    if (!stopping && l.msg === 'step done' && l['phase'] === 'pretrain' && l['step'] === steps) {
-      stopping = true;
-      child.kill('SIGINT');
-    }
-  });
-  return new Promise((resolve, reject) => {
-    child.on('close', (code) => {
-      if (!stopping) reject(new Error(`${mode}: exited with ${code} before pretraining step ${steps}:\n${lines.slice(-10).map((l) => JSON.stringify(l)).join('\n')}`));
-      else resolve(lines);
-    });
-  });
-}
-
-const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-
-function measure(mode: string, lines: Line[], warmup: number, globalBatch: number) {
-  const steps = lines.filter((l) => l.msg === 'step done' && l['phase'] === 'pretrain');
-  const measured = steps.filter((l) => (l['step'] as number) > warmup);
-  const first = steps.find((l) => l['step'] === warmup)!;
-  const last = measured[measured.length - 1]!;
-  const stepMs = (last.time - first.time) / measured.length;
-  const out: Record<string, unknown> = { bench: 'cluster', mode, steps: measured.length, step_ms: Math.round(stepMs), seq_per_s: +((1000 * globalBatch) / stepMs).toFixed(1) };
-  // Worker timings, per step (logEverySteps 1), from the workers' own lines.
-  const timings = lines.filter((l) => l.msg === 'worker steps' && l['phase'] === 'pretrain' && (l['steps'] as number) === 1);
-  const byWorker = new Map<string, Line[]>();
-  for (const t of timings) byWorker.set(String(t['workerId']), [...(byWorker.get(String(t['workerId'])) ?? []), t]);
-  if (byWorker.size > 0) {
-    const per = [...byWorker.values()].map((ts) => ts.slice(warmup, warmup + measured.length));
-    const mean = (f: string): number => sum(per.map((ts) => sum(ts.map((t) => t[f] as number)) / ts.length)) / per.length;
-    const exchange = mean('exchangeMs');
-    const transfer = mean('uploadMs') + mean('downloadMs');
-    Object.assign(out, {
-      compute_ms: Math.round(mean('computeMs')),
-      exchange_ms: Math.round(exchange),
-      transfer_ms: Math.round(transfer),
-      wait_ms: Math.round(mean('waitMs')),
-      apply_ms: Math.round(mean('applyMs')),
-      exchange_share: +(exchange / stepMs).toFixed(3),
-      transfer_share: +(transfer / stepMs).toFixed(3),
-    });
+/** bertfleet train and cluster --workers 1, 2; a failed run becomes a row with its error. */
+async function bertfleetRows(s: Settings, work: string): Promise<Row[]> {
+  const config = join(work, 'run.json');
+  // The data cache is shared with runs from the checkout's root; logEverySteps 1 gives per-step timing lines.
+  writeFileSync(config, JSON.stringify({ logEverySteps: 1, data: { cacheDir: join(ROOT, '.cache/bertfleet') } }));
+  const rows: Row[] = [];
+  for (const workers of [0, 1, 2]) {
+    const mode = workers === 0 ? 'train' : `cluster-${workers}`;
+    const spec: RunSpec = {
+      workers, steps: s.steps, warmup: s.warmup, globalBatch: s.globalBatch, timeoutMs: 600_000 + 60_000 * s.steps,
+      args: ['--model', s.preset, '--pretrain-steps', String(s.steps), '--finetune-steps', '0', '--global-batch', String(s.globalBatch),
+        '--micro-batch', String(s.microBatch), '--config', config, '--output', join(work, mode), '--no-progress'],
+    };
+    const measured = await runBertfleet(spec).then((r) => ({ ...r }), (err: unknown) => ({ error: (err as Error).message }));
+    rows.push(emit({ mode, impl: 'bertfleet', workers, global_batch: s.globalBatch, micro_batch: s.microBatch, ...measured }));
   }
+  return rows;
+}
+
+/** DDP with 1 and 2 processes and a 2-process gloo all-reduce of `elements` float32, or rows saying why not. */
+function torchRows(s: Settings, torch: Torch, elements: number): Row[] {
+  const modes: [string, string[]][] = [
+    ['ddp-1', ['train', '--procs', '1']],
+    ['ddp-2', ['train', '--procs', '2']],
+    ['allreduce-2', ['allreduce', '--procs', '2', '--elements', String(elements), '--reps', String(s.reps), '--warmup', '3']],
+  ];
+  return modes.map(([mode, args]) => {
+    if ('missing' in torch) return emit({ mode, impl: 'pytorch', skipped: torch.missing });
+    const common = args[0] === 'train'
+      ? ['--config', s.preset, '--batch', String(s.globalBatch), '--threads', '1', '--steps', String(s.steps - s.warmup), '--warmup', String(s.warmup)]
+      : [];
+    const r = runTorch(torch, [...args, ...common], 600_000 + 60_000 * s.steps);
+    return emit(failed(r) ? { mode, impl: 'pytorch', error: r.error } : { mode, ...r });
+  });
+}
+
+function emit(row: Omit<Row, 'suite' | 'load_avg_1m'>): Row {
+  const out = { suite: 'cluster', ...row, load_avg_1m: +loadavg()[0]!.toFixed(2) } as Row;
+  console.log(JSON.stringify(out));
   return out;
 }
 
-async function main(): Promise<void> {
-  const values = parseFlags(process.argv.slice(2), {
-    preset: { type: 'string' }, steps: { type: 'string' }, warmup: { type: 'string' },
-    'global-batch': { type: 'string' }, 'micro-batch': { type: 'string' }, modes: { type: 'string' },
+export async function run(argv: string[]): Promise<number> {
+  const values = parseFlags(argv, {
+    preset: { type: 'string' }, steps: { type: 'string' }, warmup: { type: 'string' }, 'global-batch': { type: 'string' },
+    'micro-batch': { type: 'string' }, reps: { type: 'string' }, 'torch-reference': { type: 'string' }, python: { type: 'string' },
   }, HELP);
-  if (!values) return;
-  const steps = intFlag(values, 'steps', { min: 2 }) ?? 12;
-  const warmup = intFlag(values, 'warmup', { min: 1 }) ?? 2;
-  const globalBatch = intFlag(values, 'global-batch', { min: 1 }) ?? 32;
-  const microBatch = intFlag(values, 'micro-batch', { min: 1 }) ?? 16;
-  const modes = ((values['modes'] as string | undefined) ?? 'train,1,2').split(',');
+  if (!values) return 0;
+  const s = settings(values);
+  const torch = findTorch({ script: values['torch-reference'] as string | undefined, envScript: process.env['BERTFLEET_TORCH_REFERENCE'], python: values['python'] as string | undefined });
+  // The gradient is the flat vector of every pretraining parameter, one float32 each.
+  const elements = paramSpecs(presetConfig(s.preset), { heads: 'pretraining' }).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
   const work = mkdtempSync(join(tmpdir(), 'bertfleet-bench-cluster-'));
-  const config = join(work, 'run.json');
-  // The data cache is shared with runs from the checkout's root; logEverySteps 1 gives per-step lines.
-  writeFileSync(config, JSON.stringify({ logEverySteps: 1, data: { cacheDir: join(root, '.cache/bertfleet') } }));
-  const rows: Record<string, unknown>[] = [];
+  let rows: Row[];
   try {
-    for (const mode of modes) {
-      const args = [
-        '--model', (values['preset'] as string | undefined) ?? 'tiny', '--pretrain-steps', String(steps), '--finetune-steps', '0',
-        '--global-batch', String(globalBatch), '--micro-batch', String(microBatch), '--config', config,
-        '--output', join(work, `run-${mode}`), '--no-progress',
-      ];
-      const row = { ...measure(mode, await runMode(mode, args, steps), warmup, globalBatch), load_avg_1m: +loadavg()[0]!.toFixed(2) };
-      console.log(JSON.stringify(row));
-      rows.push(row);
-    }
+    rows = [...(await bertfleetRows(s, work)), ...torchRows(s, torch, elements)];
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  const base = rows.find((r) => r['mode'] === 'train')?.['seq_per_s'] as number | undefined;
-  console.log('\n| mode | seq/s | vs train | step ms | compute ms | exchange ms (share of step) | of which transfers ms (share) | waiting ms |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const r of rows) {
-    const name = r['mode'] === 'train' ? 'train (1 process)' : `cluster, ${String(r['mode'])} worker(s)`;
-    const vs = base ? `${((r['seq_per_s'] as number) / base).toFixed(2)}×` : '';
-    const ex = r['exchange_ms'] === undefined ? '—' : `${String(r['exchange_ms'])} (${(100 * (r['exchange_share'] as number)).toFixed(0)}%)`;
-    const tr = r['transfer_ms'] === undefined ? '—' : `${String(r['transfer_ms'])} (${(100 * (r['transfer_share'] as number)).toFixed(0)}%)`;
-    console.log(`| ${name} | ${String(r['seq_per_s'])} | ${vs} | ${String(r['step_ms'])} | ${String(r['compute_ms'] ?? '—')} | ${ex} | ${tr} | ${String(r['wait_ms'] ?? '—')} |`);
-  }
+  const r = ratios(rows);
+  console.log(JSON.stringify({ suite: 'cluster', mode: 'ratios', ...r }));
+  printTables(rows, r, { elements, coretypeEnv: process.env['OPENBLAS_CORETYPE'] });
+  return rows.some((row) => row.error !== undefined) ? 1 : 0;
 }
 
-await main();
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  run(process.argv.slice(2)).then((c) => (process.exitCode = c), (err: unknown) => {
+    console.error(err instanceof Error ? `${err.name}: ${err.message}` : err);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  });
+}

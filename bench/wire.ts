@@ -6,14 +6,16 @@
  * coordinator side runs in a child process, as it would on another pod, so
  * each side has its own event loop. Prints one JSON line per (size, direction)
  * and the CRC-32 rate alone.
- *   npx tsx bench/wire.ts [--reps N] [--chunk-bytes N] [--fresh] [--same-process]
+ * With --both-ways, the pull runs during the push (see BOTH_WAYS).
+ *   npx tsx bench/wire.ts [--reps N] [--chunk-bytes N] [--fresh] [--same-process] [--both-ways]
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../shared/log.js';
-import { collectGradient, gradientChunks } from '../shared/wire/chunks.js';
+import { collectGradient, gradientDataChunk, gradientHeaderChunk, gradientStream, readGradient } from '../shared/wire/gradient-stream.js';
+import { WIRE_CHUNK_BYTES } from '../shared/wire/chunks.js';
 import { crc32 } from '../shared/wire/crc32.js';
 import { createCoordinatorClient, createServer } from '../shared/wire/grpc.js';
 import type { GradientChunk, GradientHeader } from '../shared/wire/messages.js';
@@ -26,6 +28,12 @@ const flag = (name: string): number | undefined => {
 };
 const REPS = flag('--reps') ?? 5;
 const CHUNK_BYTES = flag('--chunk-bytes');
+/**
+ * `--both-ways`: the pull runs during the push and gets each chunk as soon as the
+ * server has it (the coordinator's streamed reduction, without the sums): the
+ * exchange's floor on this wire.
+ */
+const BOTH_WAYS = process.argv.includes('--both-ways');
 /** `--fresh`: allocate every received gradient anew instead of reusing buffers. */
 const REUSE = !process.argv.includes('--fresh');
 
@@ -33,6 +41,7 @@ const REUSE = !process.argv.includes('--fresh');
 function benchCoordinator(): CoordinatorHandlers {
   const store = new Map<number, Float32Array>();
   const uploads = new Map<number, Float32Array>();
+  const live = new Map<number, { header: GradientHeader; pieces: Uint8Array[] }>();
   const ready = new EventEmitter();
   const unused = (): never => {
     throw new Error('not used by the wire benchmark');
@@ -48,6 +57,20 @@ function benchCoordinator(): CoordinatorHandlers {
     leave: async () => ({ reassigned: 0 }),
     fetchState: () => unused(),
     pushGradient: async (chunks: AsyncIterable<GradientChunk>) => {
+      if (BOTH_WAYS) {
+        // Each checked chunk is kept and served to the pull at once, as the coordinator does with reduced chunks.
+        let header: GradientHeader | undefined;
+        for await (const m of readGradient(chunks)) {
+          if (m.header !== undefined) {
+            header = m.header;
+            live.set(header.step, { header, pieces: [] });
+          } else {
+            live.get(header!.step)!.pieces.push(Uint8Array.from(m.piece.bytes));
+          }
+          ready.emit('piece');
+        }
+        return { step: header!.step, range: header!.range, received_bytes: header!.total_bytes };
+      }
       // A coordinator keeps one buffer per (range, size) and reuses it every step.
       const into = (h: GradientHeader): Float32Array => pooled(uploads, h.total_bytes / 4);
       const { header, gradient } = await collectGradient(chunks, REUSE ? { into } : {});
@@ -56,9 +79,21 @@ function benchCoordinator(): CoordinatorHandlers {
       return { step: header.step, range: header.range, received_bytes: gradient.byteLength };
     },
     pullReduced: async function* (req: { step: number }, ctx: CallContext) {
+      if (BOTH_WAYS) {
+        while (!live.has(req.step)) await once(ready, 'piece', { signal: ctx.signal });
+        const s = live.get(req.step)!;
+        yield gradientHeaderChunk({ ...s.header, worker_id: '' }, s.header.total_bytes, s.header.chunk_bytes);
+        const count = Math.ceil(s.header.total_bytes / s.header.chunk_bytes);
+        for (let i = 0; i < count; i++) {
+          while (s.pieces.length <= i) await once(ready, 'piece', { signal: ctx.signal });
+          yield gradientDataChunk(s.pieces[i]!);
+        }
+        live.delete(req.step);
+        return;
+      }
       if (!store.has(req.step)) await once(ready, `step-${req.step}`, { signal: ctx.signal });
       const header = { worker_id: '', step: req.step, phase: 'pretrain', range: { lo: 0, hi: 1 }, stats_json: '' };
-      yield* gradientChunks(header, store.get(req.step)!, CHUNK_BYTES);
+      yield* gradientStream(header, store.get(req.step)!, CHUNK_BYTES ?? WIRE_CHUNK_BYTES);
     },
   };
 }
@@ -93,6 +128,7 @@ async function startCoordinatorSide(): Promise<{ port: number; stop: () => Promi
   const args = [...process.execArgv, fileURLToPath(import.meta.url), '--serve'];
   if (CHUNK_BYTES !== undefined) args.push('--chunk-bytes', String(CHUNK_BYTES));
   if (!REUSE) args.push('--fresh');
+  if (BOTH_WAYS) args.push('--both-ways');
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(child, 'exit');
   const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
@@ -121,15 +157,26 @@ async function main(): Promise<void> {
       for (let r = 0; r < REPS + 1; r++) {
         step++;
         let t = performance.now();
+        const into = REUSE ? { into: pooled(downloads, gradient.length) } : {};
+        if (BOTH_WAYS) {
+          const pulling = client.pullReduced({ worker_id: 'bench', step, phase: 'pretrain' }, into);
+          await client.pushGradient({ worker_id: 'bench', step, phase: 'pretrain', range: { lo: 0, hi: 1 }, stats_json: '' }, gradient);
+          const push = performance.now() - t;
+          const back = await pulling;
+          if (back.length !== gradient.length) throw new Error(`pulled ${back.length} floats, expected ${gradient.length}`);
+          if (r > 0) pushMs.push(push), pullMs.push(performance.now() - t);
+          continue;
+        }
         await client.pushGradient({ worker_id: 'bench', step, phase: 'pretrain', range: { lo: 0, hi: 1 }, stats_json: '' }, gradient);
         const push = performance.now() - t;
         t = performance.now();
-        const back = await client.pullReduced({ worker_id: 'bench', step, phase: 'pretrain' }, REUSE ? { into: pooled(downloads, gradient.length) } : {});
+        const back = await client.pullReduced({ worker_id: 'bench', step, phase: 'pretrain' }, into);
         const pull = performance.now() - t;
         if (back.length !== gradient.length) throw new Error(`pulled ${back.length} floats, expected ${gradient.length}`);
         if (r > 0) pushMs.push(push), pullMs.push(pull); // the first round warms up the JIT and the connection
       }
-      for (const [direction, ms] of [['push', pushMs], ['pull', pullMs]] as const) {
+      const names = BOTH_WAYS ? (['push', 'push+pull'] as const) : (['push', 'pull'] as const);
+      for (const [direction, ms] of [[names[0], pushMs], [names[1], pullMs]] as const) {
         const m = median(ms);
         console.log(JSON.stringify({ bench: 'wire', direction, size_mb: mb, reps: REPS, median_ms: Math.round(m), mb_per_s: Math.round(mb / (m / 1000)) }));
       }

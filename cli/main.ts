@@ -12,7 +12,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   cluster: { summary: 'the same pipeline on a local cluster: nats-server, coordinator, N workers', load: () => import('./cluster.js') },
   coordinator: { summary: 'run a coordinator (for Kubernetes or your own cluster)', load: () => import('./coordinator.js') },
   worker: { summary: 'run a worker that joins a coordinator', load: () => import('./worker.js') },
-  bench: { summary: 'training-step throughput per backend, beside PyTorch where installed', load: () => import('../bench/compute.js') },
+  bench: { summary: 'benchmarks beside PyTorch where installed: --suite compute (per backend) or cluster (workers, exchange, DDP)', load: () => import('../bench/main.js') },
 };
 
 function usage(): string {

@@ -10,10 +10,10 @@
  */
 import { checkFingerprints } from '../shared/cluster/fingerprints.js';
 import { decodeIndexedStats, decodeStats } from '../shared/cluster/stats-json.js';
-import { AlreadyReceivedError, ProtocolError } from '../shared/errors.js';
+import { AlreadyReceivedError, ProtocolError, ShapeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { isTrainPhase, type TrainPhase } from '../shared/training/phase-settings.js';
-import { collectGradient, gradientChunks } from '../shared/wire/chunks.js';
+import { describeGradient, gradientDataChunk, gradientHeaderChunk, readGradient } from '../shared/wire/gradient-stream.js';
 import {
   PROTOCOL_VERSION,
   type Assignment,
@@ -24,6 +24,7 @@ import {
   type EvalAck,
   type EvalResults,
   type GradientChunk,
+  type GradientHeader,
   type HeartbeatReply,
   type HeartbeatRequest,
   type LeaveReply,
@@ -42,7 +43,7 @@ import type { CallContext, CoordinatorHandlers } from '../shared/wire/service.js
 import { stateChunks } from '../shared/wire/state-payload.js';
 import { assignmentFor } from './assignment-message.js';
 import type { DistributedExecutor } from './distributed-executor.js';
-import type { StepRound } from './step-round.js';
+import type { StepRound, Upload } from './step-round.js';
 
 const WORKER_ID = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -118,24 +119,39 @@ export class CoordinatorService implements CoordinatorHandlers {
     return assignmentFor(task, req.worker_id, this.runId, this.ex.membership.version);
   }
 
+  /** Sums each chunk into the step's reduction as it arrives (StepRound); acknowledges once the whole partial is in. */
   async pushGradient(chunks: AsyncIterable<GradientChunk>): Promise<PushAck> {
-    let round: StepRound | null = null;
     let who: Record<string, unknown> = {};
+    let round: StepRound | null = null;
+    let upload: Upload | null = null;
+    let header: GradientHeader | null = null;
     try {
-      const { header, gradient } = await collectGradient(chunks, {
-        into: (h) => {
+      const stream = readGradient(chunks, {
+        chunkBytes: this.ex.opts.config.cluster.chunkBytes,
+        untilLast: true,
+        accept: (h) => {
           who = { workerId: h.worker_id, phase: h.phase, step: h.step, range: h.range };
           this.touch(h.worker_id);
           round = this.ex.roundFor(h.worker_id, h.phase, h.step);
           round.checkUpload(h.worker_id, h.range);
-          return new Float32Array(this.ex.paramCount());
+          const expected = this.ex.paramCount() * 4;
+          if (h.total_bytes !== expected) throw new ShapeError(`${describeGradient(h)}`, `${expected} bytes`, `${h.total_bytes} bytes`);
         },
       });
-      const stats = decodeIndexedStats(header.stats_json, `upload of step ${header.step} from ${header.worker_id}`);
-      round!.accept(header.worker_id, header.range!, gradient, stats);
-      this.ex.speeds.record(header.worker_id, header.range!.hi - header.range!.lo, header.compute_ms ?? 0);
-      this.log.debug({ ...who, bytes: gradient.byteLength }, 'partial sum received');
-      return { step: header.step, range: header.range, received_bytes: gradient.byteLength };
+      for await (const m of stream) {
+        if (m.header !== undefined) {
+          header = m.header;
+          const stats = decodeIndexedStats(header.stats_json, `upload of step ${header.step} from ${header.worker_id}`);
+          upload = round!.begin(header.worker_id, header.range, stats);
+        } else {
+          round!.addChunk(upload!, m.piece.index, m.piece.bytes);
+        }
+      }
+      round!.end(upload!);
+      const h = header!;
+      this.ex.speeds.record(h.worker_id, h.range!.hi - h.range!.lo, h.compute_ms ?? 0);
+      this.log.debug({ ...who, bytes: h.total_bytes }, 'partial sum received');
+      return { step: h.step, range: h.range, received_bytes: h.total_bytes };
     } catch (err) {
       if (err instanceof AlreadyReceivedError) this.log.debug({ ...who, err }, 'repeated upload');
       else this.log.warn({ ...who, err }, 'upload rejected');
@@ -143,11 +159,16 @@ export class CoordinatorService implements CoordinatorHandlers {
     }
   }
 
+  /** Streams the step's reduced gradient chunk by chunk, each as soon as it is final. */
   async *pullReduced(req: PullRequest, ctx: CallContext): AsyncIterable<GradientChunk> {
     this.touch(req.worker_id);
     const phase = trainPhase(req.phase, `PullReduced from ${req.worker_id}`);
-    const { grad, microBatches } = await this.ex.reduced.get(phase, req.step, ctx.signal);
-    yield* gradientChunks({ worker_id: '', step: req.step, phase, range: { lo: 0, hi: microBatches }, stats_json: '' }, grad);
+    const { source, microBatches } = await this.ex.reduced.get(phase, req.step, ctx.signal);
+    yield gradientHeaderChunk({ worker_id: '', step: req.step, phase, range: { lo: 0, hi: microBatches }, stats_json: '' }, source.grad.byteLength, source.chunkBytes);
+    for (let i = 0; i < source.chunkCount; i++) {
+      await source.whenReady(i, ctx.signal);
+      yield gradientDataChunk(source.chunkBytesOf(i), source.chunkCrc(i));
+    }
     this.ex.reduced.pulled(phase, req.step, req.worker_id);
   }
 

@@ -1,11 +1,14 @@
 /**
  * The StepExecutor of a distributed run. For each step it cuts the
  * micro-batches into contiguous shares over the live workers (weighted by
- * their measured speed), publishes the task for their long-polls, and waits
- * for the StepRound to collect every subtree partial sum and finish the
- * fixed-order tree sum; the reduced gradient is then kept for every worker to
- * pull, and the run loop applies it to the coordinator's replica as each
- * worker does to its own. Evaluations are spread the same way.
+ * their measured speed), publishes the task for their long-polls, and opens
+ * the step's StepRound, which sums the workers' subtree partials chunk by
+ * chunk in the fixed tree order and serves each reduced chunk to the workers'
+ * pulls as soon as it is final. The run loop then applies the reduced gradient
+ * to the coordinator's replica as each worker does to its own. The next
+ * step's task is published (`prepareStep`) before the coordinator applies its
+ * own update, so the workers never wait for it. Evaluations are spread the
+ * same way.
  *
  * Membership changes never end the run: a worker that leaves (drained,
  * silent, restarted) has what it still owed handed to the live workers in a
@@ -16,6 +19,7 @@
  * Knows nothing of gRPC or NATS: joins and leaves go to `events`.
  */
 import { checksumDue } from '../shared/cluster/checksum-due.js';
+import { ChunkPool } from './chunk-pool.js';
 import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { BertfleetError, ProtocolError } from '../shared/errors.js';
@@ -70,6 +74,12 @@ export interface DistributedOptions {
 
 type StopReason = 'done' | 'failed' | 'stopping';
 
+/** A step's tasks (first, then recoveries) and its reduction. */
+interface StepSlot {
+  round: StepRound;
+  tasks: TrainTask[];
+}
+
 export class DistributedExecutor implements StepExecutor {
   readonly membership = new Membership();
   readonly tasks = new TaskLog();
@@ -83,9 +93,9 @@ export class DistributedExecutor implements StepExecutor {
   private readonly changed = new Waiters();
   private readonly polled = new Map<string, number>();
   private view: PhaseStateView | null = null;
-  /** The current step's tasks (first, then recoveries) and its round. */
-  private stepTasks: TrainTask[] = [];
-  private round: StepRound | null = null;
+  /** The steps whose tasks are out, oldest first: at most the one being finished and the next. */
+  private slots: StepSlot[] = [];
+  private readonly pool: ChunkPool;
   private lastReduced = -1;
   private evalTasks: EvalTask[] = [];
   private evalRun: EvalCollection | null = null;
@@ -101,6 +111,7 @@ export class DistributedExecutor implements StepExecutor {
     this.snapshots = new StateSnapshots(opts.runId);
     this.checksums = new ChecksumBook((err) => this.fail(err));
     this.speeds = new WorkerSpeeds({ log: opts.log });
+    this.pool = new ChunkPool(opts.config.cluster.chunkBytes / 4);
     this.membership.onChange((c) => {
       if (c.kind === 'joined') {
         this.log.info({ workerId: c.member.id, hostname: c.member.hostname, pid: c.member.pid, rejoined: c.rejoined, members: this.membership.active().length }, 'worker joined');
@@ -131,7 +142,7 @@ export class DistributedExecutor implements StepExecutor {
       return;
     }
     this.fatalError = err;
-    this.round?.fail(err);
+    for (const s of this.slots) s.round.fail(err);
     this.evalRun?.fail(err);
     this.changed.wake();
   }
@@ -152,12 +163,37 @@ export class DistributedExecutor implements StepExecutor {
       this.started = true;
     }
     this.reduced.clear();
+    this.slots = [];
     this.view = { phase: setup.phase, replica: setup.replica, step: setup.startStep, seq: this.tasks.reserve() };
     this.changed.wake();
   }
 
+  /**
+   * Publishes `work`'s task now, if a worker is live (called with the next
+   * step before the coordinator applies the current one's update); runStep
+   * then finds it open. A no-op when workers are missing: runStep waits for them.
+   */
+  prepareStep(work: StepWork): void {
+    if (this.fatalError !== null || this.closing || this.slotFor(work.phase, work.step) !== undefined) return;
+    const ids = this.membership.active().map((m) => m.id);
+    if (ids.length > 0) this.open(work, ids);
+  }
+
   async runStep(work: StepWork): Promise<StepOutcome> {
-    const ids = await this.liveIds();
+    const slot = this.slotFor(work.phase, work.step) ?? this.open(work, await this.liveIds());
+    const out = await slot.round.done;
+    this.lastReduced = stepOrder(work.phase, work.step);
+    // The run loop's update takes the thread for a while: let the downloads go first.
+    if (!(await this.reduced.pulledByAll(work.phase, work.step, PULL_GRACE_MS))) {
+      this.log.debug({ phase: work.phase, step: work.step, graceMs: PULL_GRACE_MS }, 'not every worker pulled the reduced gradient yet; updating anyway');
+    }
+    this.throwIfFailed();
+    // The run loop clips its gradient in place; the round's stays as served (a late joiner may pull it).
+    return { grad: out.grad.slice(), stats: out.stats };
+  }
+
+  /** Cuts the step over `ids`, publishes its task and opens its round (its reduced gradient can be pulled from now on). */
+  private open(work: StepWork, ids: string[]): StepSlot {
     this.speeds.judge(ids);
     const M = work.microBatches.length;
     const blocks = partition(M, ids, { weights: this.speeds.weights(ids) });
@@ -165,27 +201,24 @@ export class DistributedExecutor implements StepExecutor {
       kind: 'train', phase: work.phase, step: work.step, dataset: work.dataset, microBatchSize: work.microBatches[0]?.examples.length ?? 0,
       microBatches: work.microBatches, counts: work.counts, blocks, membershipVersion: this.membership.version, recovery: false,
     });
-    this.stepTasks = [task];
-    const round = new StepRound(work.phase, work.step, M, blocks);
-    this.round = round;
-    // A worker may have left between liveIds() and now: hand its share over at once.
+    const round = new StepRound(work.phase, work.step, M, blocks, this.paramCount(), this.pool);
+    const slot: StepSlot = { round, tasks: [task] };
+    this.slots = [...this.slots.filter((s) => !s.round.complete || stepOrder(s.round.phase, s.round.step) >= this.lastReduced), slot].slice(-3);
+    this.reduced.put(work.phase, work.step, M, round, this.membership.active().map((m) => m.id));
+    // A worker may have left since `ids` was read: hand its share over at once.
     for (const b of blocks) if (this.membership.get(b.workerId)?.status === 'left') void this.recover(b.workerId);
-    const out = await round.done;
-    this.lastReduced = stepOrder(work.phase, work.step);
-    // The run loop clips its gradient in place: workers get an untouched copy.
-    this.reduced.put(work.phase, work.step, M, out.grad.slice(), this.membership.active().map((m) => m.id));
-    // The run loop's update takes the thread for a while: let the downloads go first.
-    if (!(await this.reduced.pulledByAll(work.phase, work.step, PULL_GRACE_MS))) {
-      this.log.debug({ phase: work.phase, step: work.step, graceMs: PULL_GRACE_MS }, 'not every worker pulled the reduced gradient yet; updating anyway');
-    }
-    this.throwIfFailed();
-    return out;
+    return slot;
+  }
+
+  private slotFor(phase: TrainPhase, step: number): StepSlot | undefined {
+    return this.slots.find((s) => s.round.phase === phase && s.round.step === step);
   }
 
   async afterUpdate(phase: TrainPhase, step: number, checksum: () => string): Promise<void> {
-    if (this.view !== null && this.stepTasks.length > 0) {
+    const slot = this.slotFor(phase, step);
+    if (this.view !== null && slot !== undefined) {
       this.view.step = step + 1;
-      this.view.seq = this.stepTasks[this.stepTasks.length - 1]!.seq;
+      this.view.seq = slot.tasks[slot.tasks.length - 1]!.seq;
     }
     if (checksumDue(this.opts.config, phase, step + 1)) this.checksums.recordOwn(phase, step + 1, checksum());
     this.throwIfFailed();
@@ -239,12 +272,13 @@ export class DistributedExecutor implements StepExecutor {
 
   /** The round an upload for (phase, step) belongs to; AlreadyReceivedError/ProtocolError saying why not. */
   roundFor(workerId: string, phase: string, step: number): StepRound {
-    const r = this.round;
     const what = `upload of ${phase} step ${step} from ${workerId}`;
     if (phase !== 'pretrain' && phase !== 'finetune') throw new ProtocolError(`${what}: expected phase pretrain or finetune, got ${JSON.stringify(phase)}`);
-    if (r !== null && r.phase === phase && r.step === step) return r;
+    const slot = this.slotFor(phase, step);
+    if (slot !== undefined) return slot.round;
     if (stepOrder(phase, step) <= this.lastReduced) throw new ProtocolError(`${what}: step ${step} is already reduced`);
-    throw new ProtocolError(`${what}: no such step is assigned (current: ${r === null ? 'none' : `${r.phase} step ${r.step}`})`);
+    const open = this.slots.map((s) => `${s.round.phase} step ${s.round.step}`).join(', ');
+    throw new ProtocolError(`${what}: no such step is assigned (open: ${open === '' ? 'none' : open})`);
   }
 
   evalFor(workerId: string, seq: number): EvalCollection {
@@ -257,7 +291,7 @@ export class DistributedExecutor implements StepExecutor {
   leave(workerId: string, reason: 'drained' | 'error', detail: string): number {
     const m = this.membership.get(workerId);
     if (m === undefined || m.status === 'left') return 0;
-    const owed = (this.round?.complete === false ? this.round.owedBy(workerId) : []).concat(this.evalRun?.owedBy(workerId) ?? []);
+    const owed = this.slots.filter((s) => !s.round.complete).flatMap((s) => s.round.owedBy(workerId)).concat(this.evalRun?.owedBy(workerId) ?? []);
     this.membership.markLeft(workerId, reason, detail);
     return owed.reduce((n, r) => n + r.hi - r.lo, 0);
   }
@@ -296,21 +330,9 @@ export class DistributedExecutor implements StepExecutor {
    * live workers, in a recovery task; waits for a live worker if there is none.
    */
   private async recover(workerId: string): Promise<void> {
-    const round = this.round;
     const evalRun = this.evalRun;
     try {
-      if (round !== null && !round.complete && round.owedBy(workerId).length > 0) {
-        const ids = await this.liveIds();
-        const owed = round.owedBy(workerId);
-        if (round.complete || owed.length === 0 || this.round !== round) return;
-        const blocks = partition(round.microBatches, ids, { items: owed, weights: this.speeds.weights(ids) });
-        const moved = round.reassign(workerId, blocks);
-        this.withdraw(this.stepTasks, workerId);
-        const first = this.stepTasks[0]!;
-        const task = this.tasks.push<TrainTask>({ ...first, blocks, membershipVersion: this.membership.version, recovery: true });
-        this.stepTasks.push(task);
-        this.log.warn({ from: workerId, phase: round.phase, step: round.step, microBatches: moved, to: describe(blocks), seq: task.seq }, 'micro-batches reassigned');
-      }
+      for (const slot of this.slots) await this.recoverStep(slot, workerId);
       if (evalRun !== null && evalRun.owedBy(workerId).length > 0) {
         const ids = await this.liveIds();
         const owed = evalRun.owedBy(workerId);
@@ -328,15 +350,35 @@ export class DistributedExecutor implements StepExecutor {
     }
   }
 
+  /** Hands what `workerId` owes in one step to the live workers, in a recovery task. */
+  private async recoverStep(slot: StepSlot, workerId: string): Promise<void> {
+    const { round } = slot;
+    if (round.complete || round.owedBy(workerId).length === 0) return;
+    const ids = await this.liveIds();
+    const owed = round.owedBy(workerId);
+    if (round.complete || owed.length === 0 || !this.slots.includes(slot)) return;
+    const blocks = partition(round.microBatches, ids, { items: owed, weights: this.speeds.weights(ids) });
+    const moved = round.reassign(workerId, blocks);
+    this.withdraw(slot.tasks, workerId);
+    const task = this.tasks.push<TrainTask>({ ...slot.tasks[0]!, blocks, membershipVersion: this.membership.version, recovery: true });
+    slot.tasks.push(task);
+    this.log.warn({ from: workerId, phase: round.phase, step: round.step, microBatches: moved, to: describe(blocks), seq: task.seq }, 'micro-batches reassigned');
+  }
+
   /** Takes `workerId`'s blocks out of tasks already sent, so a restarted worker with that id does not redo them. */
   private withdraw(tasks: readonly (TrainTask | EvalTask)[], workerId: string): void {
     for (const t of tasks) t.blocks = t.blocks.filter((b) => b.workerId !== workerId);
   }
 
+  /** The live workers' ids, never empty: waits for one when there is none. */
   private async liveIds(): Promise<string[]> {
     const limitMs = this.opts.config.cluster.workerWaitTimeoutMs;
-    await this.waitFor(() => this.membership.active().length > 0, 'a worker', limitMs, () => ({ have: 0, want: 1, waitLimitMs: limitMs }));
-    return this.membership.active().map((m) => m.id);
+    for (;;) {
+      await this.waitFor(() => this.membership.active().length > 0, 'a worker', limitMs, () => ({ have: 0, want: 1, waitLimitMs: limitMs }));
+      // Read after the wait resumes: a sweep may have marked the last one left in between.
+      const ids = this.membership.active().map((m) => m.id);
+      if (ids.length > 0) return ids;
+    }
   }
 
   private async waitFor(ready: () => boolean, what: string, limitMs: number, progress: () => Record<string, unknown>): Promise<void> {

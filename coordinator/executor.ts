@@ -60,6 +60,12 @@ export interface EvalOutcome {
 export interface StepExecutor {
   startPhase(setup: PhaseSetup): Promise<void>;
   runStep(work: StepWork): Promise<StepOutcome>;
+  /**
+   * Optional: told the next step's work while the current step's update is
+   * applied, so its computation can start meanwhile (the distributed executor
+   * publishes its task). runStep(work) follows with the same work.
+   */
+  prepareStep?(work: StepWork): void;
   /** Called after the coordinator applied step `step`'s update; replicas may be compared here. */
   afterUpdate(phase: TrainPhase, step: number, checksum: () => string): Promise<void>;
   evaluate(work: EvalWork): Promise<EvalOutcome>;

@@ -14,7 +14,7 @@ export interface Block {
   workerId: string;
   /** The item index ranges of this share, in order (one, unless the items were a scattered remainder). */
   ranges: Range[];
-  /** For gradients: the maximal reduction subtrees inside `ranges`, whose partial sums the worker uploads. */
+  /** For gradients: the maximal reduction subtrees inside `ranges` and inside one item each, whose partial sums the worker uploads. */
   subtrees: Range[];
 }
 
@@ -78,8 +78,11 @@ export function partition(total: number, workerIds: readonly string[], opts: Par
       at = hi;
       if (at === r.hi && item + 1 < items.length) at = items[++item]!.lo;
     }
+    // Subtrees are cut inside each item, never across two: a departed worker's
+    // subtrees are only ever cut finer, so no chunk of one is summed twice (step-round.ts).
+    const subtrees = ranges.flatMap((r) => subtreesWithin(total, r));
     mergeAdjacent(ranges);
-    out.push({ workerId, ranges, subtrees: ranges.flatMap((r) => subtreesWithin(total, r)) });
+    out.push({ workerId, ranges, subtrees });
   });
   return out;
 }

@@ -1,6 +1,8 @@
 /**
- * Reduced gradients waiting to be pulled, by (phase, step). A pull for a step
- * not reduced yet waits for it; a pull for a step no longer kept is refused,
+ * Reduced gradients to be pulled, by (phase, step), from the moment their
+ * reduction starts: a source serves each chunk once it is final, so a pull
+ * streams the gradient while it is still being summed. A pull for a step
+ * not started yet waits for it; a pull for a step no longer kept is refused,
  * and the worker resynchronises from the state instead. An entry goes once
  * every worker expected to pull it has, or when newer ones push it out
  * (`keep`); the newest entry always stays, for a worker that joins late.
@@ -11,10 +13,22 @@ import { ProtocolError } from '../shared/errors.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
 import { Waiters } from '../shared/async/waiters.js';
 
+/** A reduced gradient, whole or still being summed (a StepRound). */
+export interface ReducedSource {
+  /** The gradient; chunk i is final once whenReady(i) resolves. */
+  readonly grad: Float32Array;
+  readonly chunkBytes: number;
+  readonly chunkCount: number;
+  whenReady(i: number, signal?: AbortSignal): Promise<void>;
+  /** The bytes of chunk i and their CRC-32 (call once chunk i is ready). */
+  chunkBytesOf(i: number): Uint8Array;
+  chunkCrc(i: number): number;
+}
+
 interface Entry {
   order: number;
   label: string;
-  grad: Float32Array;
+  source: ReducedSource;
   microBatches: number;
   pullers: Set<string>;
 }
@@ -34,21 +48,21 @@ export class ReducedStore {
 
   constructor(private readonly keep = 4) {}
 
-  put(phase: TrainPhase, step: number, microBatches: number, grad: Float32Array, pullers: Iterable<string>): void {
+  put(phase: TrainPhase, step: number, microBatches: number, source: ReducedSource, pullers: Iterable<string>): void {
     const order = stepOrder(phase, step);
-    this.entries.set(order, { order, label: `${phase} step ${step}`, grad, microBatches, pullers: new Set(pullers) });
+    this.entries.set(order, { order, label: `${phase} step ${step}`, source, microBatches, pullers: new Set(pullers) });
     this.newest = Math.max(this.newest, order);
     const sorted = [...this.entries.keys()].sort((a, b) => a - b);
     while (sorted.length > this.keep) this.entries.delete(sorted.shift()!);
     this.arrived.wake();
   }
 
-  /** The reduced gradient of (phase, step) and its M, waiting while it is still to come. */
-  async get(phase: TrainPhase, step: number, signal: AbortSignal): Promise<{ grad: Float32Array; microBatches: number }> {
+  /** The reduced gradient of (phase, step) and its M, waiting while its reduction has not started. */
+  async get(phase: TrainPhase, step: number, signal: AbortSignal): Promise<{ source: ReducedSource; microBatches: number }> {
     const order = stepOrder(phase, step);
     for (;;) {
       const e = this.entries.get(order);
-      if (e !== undefined) return { grad: e.grad, microBatches: e.microBatches };
+      if (e !== undefined) return { source: e.source, microBatches: e.microBatches };
       if (order <= this.newest) {
         throw new ProtocolError(`reduced gradient of ${phase} step ${step} is no longer kept (oldest kept: ${this.describeOldest()}); fetch the state`);
       }

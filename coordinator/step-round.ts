@@ -1,43 +1,72 @@
 /**
  * One training step's reduction: which worker owes which subtree partial sum,
- * what has arrived, and the fixed-order tree sum over [0, M) (tree-sum.ts),
- * done as partials arrive: a subtree whose sibling is already in is added to
- * it (left + right, as treeSum does) and climbs the tree, so the sum is ready
- * when the last partial lands and at most one buffer per tree level waits —
- * the same bits as one process summing all M micro-batch gradients, whatever
- * the partition or the arrival order. When a worker leaves owing
- * partials, `reassign` hands its ranges to others (cut into subtrees of the
- * same tree, so the sum is unchanged); each range is accepted once, from its
- * current owner, so nothing is lost or counted twice. Uploads are checked
- * before their payload is read.
+ * and the fixed-order tree sum over [0, M) (tree-sum.ts), done chunk by chunk
+ * as the uploads stream in. The sum is elementwise, so chunk i of the reduced
+ * gradient is the tree sum of chunk i of every partial: when chunk i of a
+ * subtree arrives and chunk i of its sibling is in, the two are added (left +
+ * right, as treeSum does) and the result climbs the tree; when chunk i reaches
+ * the root it is final, and is served to the workers at once (`whenReady`)
+ * while later chunks are still arriving. The bits are those of one process
+ * summing all M micro-batch gradients, whatever the partition, the chunk
+ * size, or the arrival order. Chunks wait in pooled chunk-sized buffers, and
+ * the subtrees with lo = 0 (the tree's left spine) sum straight into the
+ * reduced gradient.
  *
- * Knows nothing of gRPC; the service feeds it decoded uploads.
+ * A chunk is summed once per subtree: a repeated chunk (a retried upload whose
+ * first attempt got part of the way), or a chunk of a finer subtree whose
+ * enclosing one already delivered it, is skipped — partials are deterministic,
+ * so the skipped bytes are the same. When a worker leaves owing subtrees,
+ * `reassign` hands them to others, cut only ever finer (so a subtree's chunks
+ * are never counted twice); a stream whose subtree was taken away is refused.
+ *
+ * Knows nothing of gRPC; the service feeds it checked chunks.
  */
 import { Deferred } from '../shared/async/deferred.js';
+import { Waiters } from '../shared/async/waiters.js';
 import { AlreadyReceivedError, ProtocolError } from '../shared/errors.js';
 import type { MicroStats } from '../shared/training/gradients.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
 import { addInto, splitPoint, type Range } from '../shared/training/tree-sum.js';
 import type { IndexedStats } from '../shared/cluster/stats-json.js';
+import { crc32 } from '../shared/wire/crc32.js';
+import type { ChunkPool } from './chunk-pool.js';
 import type { Block } from './partition.js';
+import type { ReducedSource } from './reduced-store.js';
 
 export interface ReducedStep {
   grad: Float32Array;
   stats: MicroStats[];
 }
 
+/** An upload in progress: who sends which subtree. */
+export interface Upload {
+  workerId: string;
+  range: Range;
+  chunks: number;
+}
+
 const key = (r: Range): string => `${r.lo}:${r.hi}`;
 const fmt = (r: Range): string => `[${r.lo}, ${r.hi})`;
+const within = (inner: Range, outer: Range): boolean => outer.lo <= inner.lo && inner.hi <= outer.hi;
 
-export class StepRound {
+export class StepRound implements ReducedSource {
+  /** The reduced gradient; chunk i is final once `whenReady(i)` resolves. */
+  readonly grad: Float32Array;
+  readonly chunkCount: number;
   /** Subtree -> its current owner, for every subtree still expected or received. */
   private readonly owner = new Map<string, { range: Range; workerId: string }>();
-  /** Sums of complete subtrees not yet joined with their sibling, by range. */
-  private readonly sums = new Map<string, Float32Array>();
-  private readonly receivedFrom = new Map<string, string>();
+  private readonly delivered = new Map<string, string>();
+  /** Per chunk: subtrees whose chunk is in the sum (received, or formed by adding two). */
+  private covered: Range[][];
+  /** Per chunk: summed subtrees waiting for their sibling, by range. */
+  private pending: Map<string, Float32Array>[];
+  private readonly readyFlags: Uint8Array;
+  private readyCount = 0;
+  private readonly crcs: (number | undefined)[];
+  private readonly chunkArrived = new Waiters();
   private readonly stats: (MicroStats | undefined)[];
   private readonly result = new Deferred<ReducedStep>();
-  /** Resolves with the reduced gradient once the last partial arrives. */
+  /** Resolves with the reduced gradient once its last chunk is summed. */
   readonly done: Promise<ReducedStep> = this.result.promise;
 
   constructor(
@@ -45,9 +74,21 @@ export class StepRound {
     readonly step: number,
     readonly microBatches: number,
     blocks: readonly Block[],
+    paramCount: number,
+    private readonly pool: ChunkPool,
   ) {
     for (const b of blocks) for (const r of b.subtrees) this.owner.set(key(r), { range: r, workerId: b.workerId });
+    this.grad = new Float32Array(paramCount);
+    this.chunkCount = Math.ceil(paramCount / pool.chunkFloats);
+    this.covered = Array.from({ length: this.chunkCount }, () => []);
+    this.pending = Array.from({ length: this.chunkCount }, () => new Map());
+    this.readyFlags = new Uint8Array(this.chunkCount);
+    this.crcs = new Array<number | undefined>(this.chunkCount);
     this.stats = new Array<MicroStats | undefined>(microBatches).fill(undefined);
+  }
+
+  get chunkBytes(): number {
+    return this.pool.chunkFloats * 4;
   }
 
   get complete(): boolean {
@@ -57,24 +98,28 @@ export class StepRound {
   /** Workers that still owe a partial sum. */
   pendingWorkers(): Set<string> {
     const out = new Set<string>();
-    for (const [k, o] of this.owner) if (!this.receivedFrom.has(k)) out.add(o.workerId);
+    for (const [k, o] of this.owner) if (!this.delivered.has(k)) out.add(o.workerId);
     return out;
   }
 
   /** The subtrees `workerId` owes and has not delivered, in index order. */
   owedBy(workerId: string): Range[] {
-    return [...this.owner].filter(([k, o]) => o.workerId === workerId && !this.receivedFrom.has(k)).map(([, o]) => o.range).sort((a, b) => a.lo - b.lo);
+    return [...this.owner].filter(([k, o]) => o.workerId === workerId && !this.delivered.has(k)).map(([, o]) => o.range).sort((a, b) => a.lo - b.lo);
   }
 
   /**
    * Hands what `from` owes to `blocks` (cut from exactly those ranges by
-   * partition()); returns the micro-batches moved.
+   * partition(), each subtree inside one of them); returns the micro-batches moved.
    */
   reassign(from: string, blocks: readonly Block[]): number {
     const owed = this.owedBy(from);
     const moved = owed.reduce((n, r) => n + r.hi - r.lo, 0);
-    const given = blocks.flatMap((b) => b.subtrees).reduce((n, r) => n + r.hi - r.lo, 0);
-    if (given !== moved) throw new RangeError(`step ${this.step}: reassigning ${moved} micro-batches of ${from}, but the blocks cover ${given}`);
+    const given = blocks.flatMap((b) => b.subtrees);
+    const count = given.reduce((n, r) => n + r.hi - r.lo, 0);
+    if (count !== moved) throw new RangeError(`step ${this.step}: reassigning ${moved} micro-batches of ${from}, but the blocks cover ${count}`);
+    for (const r of given) {
+      if (!owed.some((o) => within(r, o))) throw new RangeError(`step ${this.step}: reassigned subtree ${fmt(r)} is not inside one owed by ${from}: ${owed.map(fmt).join(' ')}`);
+    }
     for (const r of owed) this.owner.delete(key(r));
     for (const b of blocks) for (const r of b.subtrees) this.owner.set(key(r), { range: r, workerId: b.workerId });
     return moved;
@@ -82,71 +127,142 @@ export class StepRound {
 
   /**
    * Throws unless `workerId` owes `range` now: AlreadyReceivedError for a
-   * repeat of its own delivered upload (a retry whose first attempt landed),
-   * ProtocolError otherwise.
+   * repeat of its own delivered upload (a retry whose first attempt landed) or
+   * once the step is reduced, ProtocolError otherwise.
    */
   checkUpload(workerId: string, range: Range | null): Range {
     const what = `upload of step ${this.step} (${this.phase}) from ${workerId}`;
     if (range === null) throw new ProtocolError(`${what}: expected a subtree range, got none`);
     const k = key(range);
-    if (this.receivedFrom.get(k) === workerId) throw new AlreadyReceivedError(`${what}: range ${fmt(range)} was already received`);
+    if (this.delivered.get(k) === workerId) throw new AlreadyReceivedError(`${what}: range ${fmt(range)} was already received`);
     if (this.complete) throw new AlreadyReceivedError(`${what}: step ${this.step} is already reduced`);
     const o = this.owner.get(k);
     if (o === undefined || o.workerId !== workerId) {
       const mine = this.owedBy(workerId).map(fmt);
       throw new ProtocolError(`${what}: range ${fmt(range)} is not assigned to it: expected one of ${mine.length > 0 ? mine.join(' ') : '(none)'}`);
     }
-    if (this.receivedFrom.has(k)) throw new ProtocolError(`${what}: range ${fmt(range)} was already received from ${this.receivedFrom.get(k)}`);
+    if (this.delivered.has(k)) throw new ProtocolError(`${what}: range ${fmt(range)} was already received from ${this.delivered.get(k)}`);
     return range;
   }
 
-  /** Takes one partial sum (the round keeps and may overwrite `grad`); resolves `done` when it was the last. */
-  accept(workerId: string, range: Range, grad: Float32Array, stats: readonly IndexedStats[]): void {
-    this.checkUpload(workerId, range);
+  /** Starts an upload of `range` (checked as `checkUpload`) with the stats of its micro-batches. */
+  begin(workerId: string, range: Range | null, stats: readonly IndexedStats[]): Upload {
+    const r = this.checkUpload(workerId, range);
     const indices = stats.map((s) => s.index).sort((a, b) => a - b);
-    const expected = Array.from({ length: range.hi - range.lo }, (_, i) => range.lo + i);
+    const expected = Array.from({ length: r.hi - r.lo }, (_, i) => r.lo + i);
     if (indices.join(',') !== expected.join(',')) {
-      throw new ProtocolError(`upload of step ${this.step} from ${workerId} ${fmt(range)}: stats expected for micro-batches [${expected}], got [${indices}]`);
+      throw new ProtocolError(`upload of step ${this.step} from ${workerId} ${fmt(r)}: stats expected for micro-batches [${expected}], got [${indices}]`);
     }
-    this.receivedFrom.set(key(range), workerId);
     for (const s of stats) this.stats[s.index] = s.stats;
-    this.climb(range, grad);
-    if (this.receivedFrom.size === this.owner.size) this.finish();
+    return { workerId, range: r, chunks: 0 };
+  }
+
+  /** Sums chunk `index` of an upload (its bytes already checked against their CRC). */
+  addChunk(up: Upload, index: number, bytes: Uint8Array): void {
+    if (this.complete) return;
+    const o = this.owner.get(key(up.range));
+    if (o?.workerId !== up.workerId) {
+      throw new ProtocolError(`upload of step ${this.step} from ${up.workerId} ${fmt(up.range)}: the range was reassigned to ${o?.workerId ?? 'others'} (the worker was taken for gone)`);
+    }
+    if (index !== up.chunks) throw new ProtocolError(`upload of step ${this.step} from ${up.workerId} ${fmt(up.range)}: expected chunk ${up.chunks}, got ${index}`);
+    up.chunks++;
+    this.insert(up.range, index, bytes);
+  }
+
+  /** The upload sent every chunk: its subtree is delivered. */
+  end(up: Upload): void {
+    if (up.chunks !== this.chunkCount && !this.complete) {
+      throw new ProtocolError(`upload of step ${this.step} from ${up.workerId} ${fmt(up.range)}: expected ${this.chunkCount} chunks, got ${up.chunks}`);
+    }
+    this.delivered.set(key(up.range), up.workerId);
   }
 
   fail(err: unknown): void {
     this.result.reject(err);
+    this.chunkArrived.wake();
   }
 
-  /** Joins `sum` (of `range`) with its sibling's while the sibling is in, going up the tree. */
-  private climb(range: Range, sum: Float32Array): void {
-    let r = range;
-    let g = sum;
-    for (;;) {
-      const parent = parentOf(r, this.microBatches);
-      if (parent === null) break;
-      const mid = splitPoint(parent.lo, parent.hi);
-      const isLeft = r.lo === parent.lo;
-      const sibling = isLeft ? { lo: mid, hi: parent.hi } : { lo: parent.lo, hi: mid };
-      const other = this.sums.get(key(sibling));
-      if (other === undefined) break;
-      this.sums.delete(key(sibling));
-      // left + right, in that order, into the left buffer (both are the round's own).
-      const [left, right] = isLeft ? [g, other] : [other, g];
-      addInto(left, right);
-      r = parent;
-      g = left;
+  // ------------------------------------------------------------ ReducedSource
+
+  /** Resolves once chunk `i` of the reduced gradient is final; rejects if the round fails. */
+  async whenReady(i: number, signal?: AbortSignal): Promise<void> {
+    while (this.readyFlags[i] !== 1) {
+      if (this.result.settled) await this.done; // rethrows a failure
+      await this.chunkArrived.next(60_000, signal);
     }
-    this.sums.set(key(r), g);
   }
 
-  private finish(): void {
-    const root = this.sums.get(key({ lo: 0, hi: this.microBatches }));
-    if (root === undefined) {
-      this.result.reject(new ProtocolError(`step ${this.step}: every partial arrived but they do not cover [0, ${this.microBatches}): ${[...this.sums.keys()].join(' ')}`));
+  /** CRC-32 of final chunk `i` (computed once). */
+  chunkCrc(i: number): number {
+    const cached = this.crcs[i];
+    if (cached !== undefined) return cached;
+    const c = crc32(this.chunkBytesOf(i));
+    this.crcs[i] = c;
+    return c;
+  }
+
+  /** The bytes of chunk `i` of the reduced gradient. */
+  chunkBytesOf(i: number): Uint8Array {
+    const lo = i * this.pool.chunkFloats;
+    const hi = Math.min(this.grad.length, lo + this.pool.chunkFloats);
+    return new Uint8Array(this.grad.buffer, this.grad.byteOffset + lo * 4, (hi - lo) * 4);
+  }
+
+  // ------------------------------------------------------------ internals
+
+  /** Puts chunk `i` of subtree `r` into the sum and climbs while siblings are in. */
+  private insert(r: Range, i: number, bytes: Uint8Array): void {
+    const covered = this.covered[i]!;
+    for (const c of covered) {
+      if (within(r, c)) return; // already in the sum
+      if (c.lo < r.hi && r.lo < c.hi) throw new ProtocolError(`step ${this.step}, chunk ${i}: subtree ${fmt(r)} overlaps ${fmt(c)}, already summed`);
+    }
+    const lo = i * this.pool.chunkFloats;
+    const floats = Math.min(this.grad.length, lo + this.pool.chunkFloats) - lo;
+    const target = r.lo === 0 ? this.grad.subarray(lo, lo + floats) : this.pool.take(floats);
+    new Uint8Array(target.buffer, target.byteOffset, floats * 4).set(bytes);
+    covered.push(r);
+    const pending = this.pending[i]!;
+    let node = r;
+    let sum = target;
+    for (;;) {
+      const parent = parentOf(node, this.microBatches);
+      if (parent === null) {
+        this.chunkDone(i);
+        return;
+      }
+      const mid = splitPoint(parent.lo, parent.hi);
+      const isLeft = node.lo === parent.lo;
+      const sibling = isLeft ? { lo: mid, hi: parent.hi } : { lo: parent.lo, hi: mid };
+      const other = pending.get(key(sibling));
+      if (other === undefined) {
+        pending.set(key(node), sum);
+        return;
+      }
+      pending.delete(key(sibling));
+      // left + right, in that order, into the left buffer; the right one (never the spine) goes back to the pool.
+      const [left, right] = isLeft ? [sum, other] : [other, sum];
+      addInto(left, right);
+      this.pool.give(right);
+      node = parent;
+      sum = left;
+      covered.push(parent);
+    }
+  }
+
+  private chunkDone(i: number): void {
+    this.readyFlags[i] = 1;
+    this.readyCount++;
+    this.chunkArrived.wake();
+    if (this.readyCount < this.chunkCount) return;
+    const missing = this.stats.findIndex((s) => s === undefined);
+    if (missing >= 0) {
+      this.result.reject(new ProtocolError(`step ${this.step}: every chunk is summed but the stats of micro-batch ${missing} never came`));
       return;
     }
-    this.result.resolve({ grad: root, stats: this.stats as MicroStats[] });
+    this.covered = [];
+    this.pending = [];
+    this.result.resolve({ grad: this.grad, stats: this.stats as MicroStats[] });
   }
 }
 

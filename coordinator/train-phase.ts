@@ -86,11 +86,15 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
     ctx.onCheckpoint?.(setup.phase, completed, dir);
   };
   let step = setup.startStep;
+  let next: StepWork | null = null;
   try {
     for (; step < total; step++) {
       const stepStart = performance.now();
-      const work = stepWork(ctx, setup, plan, step);
+      const work = next?.step === step ? next : stepWork(ctx, setup, plan, step);
       const outcome = await ctx.executor.runStep(work);
+      // The next step's work goes out before this update is applied (nothing in it depends on the update).
+      next = step + 1 < total && ctx.stopSignal?.aborted !== true ? stepWork(ctx, setup, plan, step + 1) : null;
+      if (next !== null) ctx.executor.prepareStep?.(next);
       const { gradNorm, lr } = replica.applyGradient(outcome.grad, step, setup.update);
       await ctx.executor.afterUpdate(setup.phase, step, () => replica.checksum());
       const s = sumStats(outcome.stats);

@@ -91,9 +91,9 @@ export class CoordinatorLink {
   }
 
   /** Uploads one partial sum; true when this call delivered it, false when the coordinator already had it. */
-  async pushGradient(header: GradientUploadHeader, payload: Float32Array, signal?: AbortSignal): Promise<boolean> {
+  async pushGradient(header: GradientUploadHeader, payload: Float32Array, chunkBytes: number, signal?: AbortSignal): Promise<boolean> {
     try {
-      await this.retry('PushGradient', () => this.client.pushGradient(header, payload), signal);
+      await this.retry('PushGradient', () => this.client.pushGradient(header, payload, { chunkBytes }), signal);
       return true;
     } catch (err) {
       if (err instanceof AlreadyReceivedError) return false;
@@ -101,8 +101,9 @@ export class CoordinatorLink {
     }
   }
 
-  pullReduced(req: PullRequest, into: (header: unknown) => Float32Array, signal?: AbortSignal): Promise<Float32Array> {
-    return this.retry('PullReduced', () => this.client.pullReduced(req, { into }), signal);
+  /** The reduced gradient, into the buffer `into` gives; `onPiece` hears each chunk land (for timings). */
+  pullReduced(req: PullRequest, into: (header: unknown) => Float32Array, signal?: AbortSignal, onPiece?: (index: number) => void): Promise<Float32Array> {
+    return this.retry('PullReduced', () => this.client.pullReduced(req, { into, ...(onPiece !== undefined && { onPiece }) }), signal);
   }
 
   async pushEvalResults(req: EvalResults): Promise<void> {

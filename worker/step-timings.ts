@@ -1,16 +1,18 @@
 /**
  * Where a worker's step time goes, summed over a window of steps: computing
- * its micro-batches, uploading its partial sums, the exchange (from its first
- * upload starting to the reduced gradient downloaded) split into uploads,
- * waiting (for the other workers' uploads and the reduction) and the
- * download, and applying the update. Reported to the coordinator (ReportMetrics), which logs it; the
- * cluster benchmark reads those lines.
+ * its micro-batches, then the exchange (from its compute ending to the last
+ * reduced chunk downloaded), split into uploading its partial sums, waiting
+ * (from its uploads done to the first reduced chunk: the other workers and
+ * the reduction) and the rest of the download (reduced chunks stream back
+ * while uploads are still going, so with one worker the wait is near 0), and
+ * applying the update. Reported to the coordinator (ReportMetrics), which
+ * logs it; the cluster benchmark reads those lines.
  */
 export interface StepTiming {
   computeMs: number;
   uploadMs: number;
   exchangeMs: number;
-  /** From the last upload done to the reduced gradient's first bytes (the other workers, the reduction). */
+  /** From the last upload done to the reduced gradient's first chunk (0 when it came earlier). */
   waitMs: number;
   downloadMs: number;
   applyMs: number;

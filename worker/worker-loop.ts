@@ -194,7 +194,10 @@ export class WorkerLoop {
     if (this.reduced?.length !== held.paramCount) this.reduced = new Float32Array(held.paramCount);
     const into = this.reduced;
     let readyAt = 0;
-    const pulling = link.pullReduced({ worker_id: workerId, step: task.step, phase: task.phase }, () => ((readyAt = performance.now()), into), this.feed.stopSeen);
+    // Pulled while uploading: the coordinator sends each reduced chunk as soon as it is summed.
+    const pulling = link.pullReduced({ worker_id: workerId, step: task.step, phase: task.phase }, () => into, this.feed.stopSeen, () => {
+      readyAt ||= performance.now();
+    });
     pulling.catch(() => undefined); // awaited below; an upload failure must not leave it unhandled
     let computeMs = await this.deliver(task);
     const uploadedAt = performance.now();
@@ -256,7 +259,7 @@ export class WorkerLoop {
       await this.o.link.pushGradient({
         worker_id: this.o.workerId, step: task.step, phase: task.phase, range: p.range, stats_json: encodeIndexedStats(indexed),
         compute_ms: perMicro * (p.range.hi - p.range.lo),
-      }, p.grad, this.feed.stopSeen);
+      }, p.grad, this.o.config.cluster.chunkBytes, this.feed.stopSeen);
     }
     return computeMs;
   }

@@ -90,6 +90,16 @@ export const runConfigSchema = z
         leaseTtlMs: posInt.min(300).default(15_000),
         /** A run-state write still failing after this long (NATS down) stops the run with RunStateWriteError. */
         runStateWriteTimeoutMs: posInt.default(60_000),
+        /**
+         * Gradients stream in chunks of this many bytes; the coordinator sums
+         * chunk i of every partial as soon as it is in and sends it on. A
+         * multiple of 4 (float32) from 4 KiB to 8 MiB (half the 16 MiB message limit).
+         */
+        chunkBytes: posInt
+          .min(4096)
+          .max(8 << 20)
+          .refine((n) => n % 4 === 0, { message: 'must be a multiple of 4 (whole float32 values)' })
+          .default(1 << 20),
       })
       .strict()
       .prefault({}),

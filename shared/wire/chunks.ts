@@ -1,5 +1,6 @@
 /**
- * Tensor payloads <-> streamed chunks. A stream is one header chunk (carrying
+ * State payloads <-> streamed chunks (gradients have their own framing, with a
+ * CRC per chunk: gradient-stream.ts). A stream is one header chunk (carrying
  * total_bytes and the CRC-32 of the payload) followed by data chunks of at
  * most `WIRE_CHUNK_BYTES`. Splitting makes zero-copy views of the caller's
  * buffer; reassembling copies once into a fresh, aligned buffer and checks the
@@ -11,7 +12,7 @@
  */
 import { BackendError, ProtocolError, ShapeError } from '../errors.js';
 import { crc32, formatCrc } from './crc32.js';
-import type { GradientChunk, GradientHeader, Range } from './messages.js';
+import type { Range } from './messages.js';
 
 /** 1 MiB: well within the 16 MiB message limit set in grpc.ts. */
 export const WIRE_CHUNK_BYTES = 1 << 20;
@@ -136,38 +137,6 @@ function checkAnnouncedSize<H extends PayloadSeal>(header: H, opts: CollectOptio
   return total;
 }
 
-/** `gradient for step 12 from w1 [0, 4)`; the reduced one has no worker. */
-export function describeGradient(h: GradientHeader): string {
-  const from = h.worker_id === '' ? '' : ` from ${h.worker_id}`;
-  return `gradient for step ${h.step}${from} ${formatRange(h.range)}`;
-}
-
 export function formatRange(r: Range | null): string {
   return r === null ? '[?)' : `[${r.lo}, ${r.hi})`;
-}
-
-/** Header + data chunks of a gradient (partial sum or reduced). */
-export function gradientChunks(
-  header: Omit<GradientHeader, keyof PayloadSeal>,
-  payload: Float32Array | Uint8Array,
-  maxChunkBytes = WIRE_CHUNK_BYTES,
-): Generator<GradientChunk> {
-  return frameChunks<GradientHeader>(header, payload, maxChunkBytes);
-}
-
-/** Reassembles a gradient stream into float32; see `collectChunks` for the checks. */
-export async function collectGradient(
-  chunks: AsyncIterable<GradientChunk> | Iterable<GradientChunk>,
-  opts: { expectedBytes?: number; maxPayloadBytes?: number; into?: Float32Array | ((h: GradientHeader) => Float32Array) } = {},
-): Promise<{ header: GradientHeader; gradient: Float32Array }> {
-  const { into, ...rest } = opts;
-  const { header, bytes } = await collectChunks<GradientHeader>(chunks, {
-    describe: describeGradient,
-    ...rest,
-    ...(into !== undefined && { into: (h: GradientHeader) => payloadBytes(typeof into === 'function' ? into(h) : into) }),
-  });
-  if (bytes.byteLength % 4 !== 0) {
-    throw new ShapeError(describeGradient(header), 'a multiple of 4 bytes (float32)', `${bytes.byteLength} bytes`);
-  }
-  return { header, gradient: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
 }

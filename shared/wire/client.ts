@@ -6,7 +6,8 @@
  * classes. Knows nothing of training: it moves what it is given.
  */
 import { ProtocolError } from '../errors.js';
-import { collectGradient, gradientChunks, WIRE_CHUNK_BYTES } from './chunks.js';
+import { WIRE_CHUNK_BYTES } from './chunks.js';
+import { collectGradient, gradientStream, type GradientSendHeader } from './gradient-stream.js';
 import type {
   Assignment,
   AssignmentRequest,
@@ -53,17 +54,21 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-export type GradientUploadHeader = Omit<GradientHeader, 'total_bytes' | 'crc32'>;
+export type GradientUploadHeader = GradientSendHeader;
 
 export class CoordinatorClient {
   readonly address: string;
   private readonly timeouts: CallTimeouts;
   private readonly chunkBytes: number;
 
+  private readonly uploads: RpcTransport;
+
+  /** `uploads` carries PushGradient (its own connection, see grpc.ts); everything else goes over `rpc`. */
   constructor(
     private readonly rpc: RpcTransport,
-    opts: { timeouts?: Partial<CallTimeouts>; chunkBytes?: number } = {},
+    opts: { timeouts?: Partial<CallTimeouts>; chunkBytes?: number; uploads?: RpcTransport } = {},
   ) {
+    this.uploads = opts.uploads ?? rpc;
     this.address = rpc.address;
     this.timeouts = { ...DEFAULT_CALL_TIMEOUTS, ...opts.timeouts };
     this.chunkBytes = opts.chunkBytes ?? WIRE_CHUNK_BYTES;
@@ -105,29 +110,31 @@ export class CoordinatorClient {
    * Uploads one partial sum. `payload` is sent from views of its memory:
    * do not modify it until the promise settles.
    */
-  pushGradient(header: GradientUploadHeader, payload: Float32Array | Uint8Array, o: CallOptions = {}): Promise<PushAck> {
-    return this.rpc.clientStream(
+  pushGradient(header: GradientUploadHeader, payload: Float32Array, o: CallOptions & { chunkBytes?: number } = {}): Promise<PushAck> {
+    return this.uploads.clientStream(
       'PushGradient',
-      gradientChunks(header, payload, this.chunkBytes),
+      gradientStream(header, payload, o.chunkBytes ?? this.chunkBytes),
       o.timeoutMs ?? this.timeouts.transferTimeoutMs,
     );
   }
 
   /**
    * Waits for the step's reduced gradient and returns it, after checking
-   * length, checksum and that it is for `step`: in `into` when given (reuse one
-   * buffer across steps; a function is called when the header arrives, i.e.
-   * once the coordinator has the gradient, and returns the buffer), else in a
-   * fresh array. A buffer's length is the expected size.
+   * length, every chunk's checksum and that it is for `step`: in `into` when
+   * given (reuse one buffer across steps; a function is called when the header
+   * arrives, i.e. once the coordinator has started the step's reduction, and
+   * returns the buffer), else in a fresh array. A buffer's length is the
+   * expected size. Chunks arrive as the coordinator finishes summing them.
    */
   async pullReduced(
     req: PullRequest,
-    o: CallOptions & { expectedBytes?: number; into?: Float32Array | ((header: GradientHeader) => Float32Array) } = {},
+    o: CallOptions & { expectedBytes?: number; into?: Float32Array | ((header: GradientHeader) => Float32Array); onPiece?: (index: number) => void } = {},
   ): Promise<Float32Array> {
     const stream = this.rpc.serverStream('PullReduced', req, o.timeoutMs ?? this.timeouts.longPollTimeoutMs);
     const { header, gradient } = await collectGradient(stream, {
       ...(o.expectedBytes !== undefined && { expectedBytes: o.expectedBytes }),
       ...(o.into !== undefined && { into: o.into }),
+      ...(o.onPiece !== undefined && { onPiece: o.onPiece }),
     });
     if (header.step !== req.step) {
       throw new ProtocolError(`PullReduced: expected the reduced gradient for step ${req.step}, got step ${header.step}`);
@@ -143,5 +150,6 @@ export class CoordinatorClient {
 
   close(): void {
     this.rpc.close();
+    if (this.uploads !== this.rpc) this.uploads.close();
   }
 }

@@ -234,19 +234,33 @@ function shutdown(server: grpc.Server, graceMs: number, log: Logger): Promise<vo
 export async function createCoordinatorClient(address: string, opts: ClientOptions): Promise<CoordinatorClient> {
   const o = resolveClient(opts);
   const log = opts.log.child({ component: 'grpc-client', address });
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+  const options = {
     ...channelOptions(o),
     'grpc.initial_reconnect_backoff_ms': o.connectInitialDelayMs,
     'grpc.max_reconnect_backoff_ms': o.connectMaxDelayMs,
     'grpc-node.flow_control_window': o.flowControlWindowBytes,
-  });
-  await retryWithBackoff(() => waitForReady(client, o.connectTimeoutMs), {
+  };
+  const client = new grpc.Client(address, grpc.credentials.createInsecure(), options);
+  // Uploads get a TCP connection of their own (a private subchannel pool): on one
+  // HTTP/2 session, a worker's upload and the reduced gradient streaming back at the
+  // same time stall each other for good once messages exceed ~100 KB (Node 20's
+  // http2; the test 'streams both ways at once' in wire-grpc.test.ts hangs on one
+  // connection). On two, each direction flows at full speed.
+  const uploads = new grpc.Client(address, grpc.credentials.createInsecure(), { ...options, 'grpc.use_local_subchannel_pool': 1 });
+  const closeAll = (): void => {
+    client.close();
+    uploads.close();
+  };
+  await retryWithBackoff(async () => {
+    await waitForReady(client, o.connectTimeoutMs);
+    await waitForReady(uploads, o.connectTimeoutMs);
+  }, {
     initialDelayMs: o.connectInitialDelayMs,
     maxDelayMs: o.connectMaxDelayMs,
     maxAttempts: o.connectMaxAttempts,
     onRetry: ({ attempts, delayMs, lastError }) => log.warn({ attempts, delayMs, err: lastError }, 'coordinator not reachable yet; retrying'),
     onExhausted: ({ attempts, elapsedMs, lastError }) => {
-      client.close();
+      closeAll();
       return new UnreachableError(
         `coordinator at ${address} unreachable: no connection after ${attempts} attempts in ${elapsedMs} ms ` +
           `(connectTimeoutMs ${o.connectTimeoutMs})`,
@@ -255,7 +269,10 @@ export async function createCoordinatorClient(address: string, opts: ClientOptio
     },
   });
   log.debug('connected');
-  return new CoordinatorClient(new GrpcTransport(client, address, loadCoordinatorService()), { timeouts: o.timeouts, chunkBytes: o.chunkBytes });
+  const def = loadCoordinatorService();
+  return new CoordinatorClient(new GrpcTransport(client, address, def), {
+    timeouts: o.timeouts, chunkBytes: o.chunkBytes, uploads: new GrpcTransport(uploads, address, def),
+  });
 }
 
 function waitForReady(client: grpc.Client, timeoutMs: number): Promise<void> {

@@ -12,7 +12,7 @@
  */
 
 /** Bumped on any incompatible change to proto/bertfleet.proto. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export type Empty = Record<string, never>;
 
@@ -106,17 +106,18 @@ export interface GradientHeader {
   phase: string;
   range: Range | null;
   total_bytes: number;
-  crc32: number;
+  /** Every data chunk but the last has exactly this many bytes. */
+  chunk_bytes: number;
   /** Uploads: [{index, stats}] as JSON; '' on the reduced gradient. */
   stats_json: string;
   /** Uploads: compute time of the range's micro-batches (ms); 0 (or absent when sending) on the reduced gradient. */
   compute_ms?: number;
 }
 
-/** Exactly one of `header` or `data` is set; `kind` names which. */
+/** Exactly one of `header` or `data` is set; `kind` names which. A data chunk carries its CRC-32. */
 export type GradientChunk =
-  | { kind?: 'header'; header: GradientHeader; data?: undefined }
-  | { kind?: 'data'; data: Uint8Array; header?: undefined };
+  | { kind?: 'header'; header: GradientHeader; data?: undefined; data_crc32?: number }
+  | { kind?: 'data'; data: Uint8Array; header?: undefined; data_crc32: number };
 
 export interface PushAck {
   step: number;

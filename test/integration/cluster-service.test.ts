@@ -130,7 +130,7 @@ describe('coordinator service: registration, exchange, refusals, late join, eval
     expect((short as Error).message).toBe(`gradient for step 0 from w1 [0, 1): expected ${P * 4} bytes, got 4000 bytes`);
     await expect(upload(w2, 'ghost', 0, { lo: 2, hi: 3 })).rejects.toThrow(/worker "ghost" is not registered/);
     await expect(upload(w2, 'w2', 0, { lo: 0, hi: 1 })).rejects.toThrow(/range \[0, 1\) is not assigned to it: expected one of \[2, 3\)/);
-    await expect(upload(w2, 'w2', 5, { lo: 2, hi: 3 })).rejects.toThrow(/no such step is assigned \(current: pretrain step 0\)/);
+    await expect(upload(w2, 'w2', 5, { lo: 2, hi: 3 })).rejects.toThrow(/no such step is assigned \(open: pretrain step 0\)/);
 
     const pulls = [w1, w2].map((c, i) => c.pullReduced({ worker_id: `w${i + 1}`, step: 0, phase: 'pretrain' }));
     await upload(w2, 'w2', 0, { lo: 2, hi: 3 });

@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ProtocolError, ShapeError, UnreachableError } from '../../shared/errors.js';
 import { backoffDelayMs } from '../../shared/wire/backoff.js';
-import { collectGradient, gradientChunks, splitBytes } from '../../shared/wire/chunks.js';
+import { splitBytes } from '../../shared/wire/chunks.js';
+import { collectGradient, gradientStream, readGradient } from '../../shared/wire/gradient-stream.js';
 import { crc32, crc32Portable } from '../../shared/wire/crc32.js';
 import type { GradientChunk } from '../../shared/wire/messages.js';
 import { packTensors, unpackTensors } from '../../shared/wire/state-payload.js';
@@ -15,8 +16,8 @@ import { fromWireError, GrpcStatus, toWireError } from '../../shared/wire/status
 
 const header = { worker_id: 'w2', step: 12, phase: 'pretrain', range: { lo: 4, hi: 8 }, stats_json: '' };
 
-function chunksOf(values: Float32Array, maxChunkBytes: number): GradientChunk[] {
-  return [...gradientChunks(header, values, maxChunkBytes)];
+function chunksOf(values: Float32Array, chunkBytes: number): GradientChunk[] {
+  return [...gradientStream(header, values, chunkBytes)];
 }
 
 describe('chunks', () => {
@@ -32,22 +33,41 @@ describe('chunks', () => {
     const values = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i));
     const into = new Float32Array(1000);
     const { header: h, gradient } = await collectGradient(chunksOf(values, 512), { into });
-    expect(h).toMatchObject({ ...header, total_bytes: 4000, crc32: crc32(new Uint8Array(values.buffer)) });
+    expect(h).toMatchObject({ ...header, total_bytes: 4000, chunk_bytes: 512 });
     expect(gradient.buffer).toBe(into.buffer);
     expect(Buffer.from(gradient.buffer).equals(Buffer.from(values.buffer))).toBe(true);
   });
 
-  it('rejects a payload whose checksum does not match, naming the gradient', async () => {
+  it('gives each data chunk its own CRC-32, and its index and offset on arrival', async () => {
+    const values = Float32Array.from({ length: 300 }, (_, i) => i / 3);
+    const chunks = chunksOf(values, 512); // 1200 bytes: 512, 512, 176
+    expect(chunks.slice(1).map((c) => [c.data!.byteLength, c.data_crc32])).toEqual(
+      [[0, 512], [512, 1024], [1024, 1200]].map(([a, b]) => [b! - a!, crc32(new Uint8Array(values.buffer).subarray(a, b))]),
+    );
+    const pieces = [];
+    for await (const m of readGradient(chunks)) if (m.piece) pieces.push([m.piece.index, m.piece.offset, m.piece.bytes.byteLength]);
+    expect(pieces).toEqual([[0, 0, 512], [1, 512, 512], [2, 1024, 176]]);
+  });
+
+  it('rejects a chunk whose checksum does not match, naming the gradient and the chunk', async () => {
     const chunks = chunksOf(new Float32Array(256).fill(1), 512);
-    const corrupted = Buffer.from(chunks[1]!.data!);
+    const corrupted = Buffer.from(chunks[2]!.data!);
     corrupted[7]! ^= 1;
-    chunks[1] = { data: corrupted };
-    await expect(collectGradient(chunks)).rejects.toThrow(/gradient for step 12 from w2 \[4, 8\): payload checksum mismatch: expected crc32 0x[0-9a-f]{8}, got 0x/);
+    chunks[2] = { data: corrupted, data_crc32: chunks[2]!.data_crc32! };
+    await expect(collectGradient(chunks)).rejects.toThrow(/gradient for step 12 from w2 \[4, 8\), chunk 1: checksum mismatch: expected crc32 0x[0-9a-f]{8}, got 0x/);
+  });
+
+  it('rejects a chunk of the wrong size, and a chunk size other than the one required', async () => {
+    const chunks = chunksOf(new Float32Array(256), 512);
+    const short = chunks[1]!.data!.subarray(0, 100);
+    chunks[1] = { data: short, data_crc32: crc32(short) };
+    await expect(collectGradient(chunks)).rejects.toThrow(new ShapeError('gradient for step 12 from w2 [4, 8), chunk 0', '512 bytes', '100 bytes'));
+    await expect(collectGradient(chunksOf(new Float32Array(256), 512), { chunkBytes: 1024 })).rejects.toThrow(/chunk size: expected 1024 bytes \(the run's cluster.chunkBytes\), got 512 bytes/);
   });
 
   it('rejects a stream shorter than its header announced', async () => {
     const chunks = chunksOf(new Float32Array(256), 512).slice(0, -1);
-    await expect(collectGradient(chunks)).rejects.toThrow(new ShapeError('gradient for step 12 from w2 [4, 8)', '1024 bytes', '512 bytes'));
+    await expect(collectGradient(chunks)).rejects.toThrow(new ShapeError('gradient for step 12 from w2 [4, 8)', '1024 bytes', '512 bytes (1 of 2 chunks)'));
   });
 
   it('rejects data before the header and a second header', async () => {

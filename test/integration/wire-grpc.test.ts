@@ -10,10 +10,10 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProtocolError, ShapeError, UnreachableError } from '../../shared/errors.js';
 import { silentLogger } from '../../shared/log.js';
-import { collectGradient, gradientChunks } from '../../shared/wire/chunks.js';
+import { gradientDataChunk, gradientHeaderChunk, readGradient } from '../../shared/wire/gradient-stream.js';
 import type { CoordinatorClient } from '../../shared/wire/client.js';
 import { createCoordinatorClient, createServer, type CoordinatorServer } from '../../shared/wire/grpc.js';
-import { PROTOCOL_VERSION, type GradientChunk, type RegisterRequest } from '../../shared/wire/messages.js';
+import { PROTOCOL_VERSION, type GradientChunk, type GradientHeader, type RegisterRequest } from '../../shared/wire/messages.js';
 import type { CallContext, CoordinatorHandlers } from '../../shared/wire/service.js';
 import { packTensors, stateChunks } from '../../shared/wire/state-payload.js';
 import { freePort, isPortFree } from '../helpers/ports.js';
@@ -41,7 +41,7 @@ function randomGradient(n: number, seed: number): Float32Array {
 
 /** One worker owning all micro-batches: its upload of [0, M) is the reduced gradient. */
 class TinyCoordinator implements CoordinatorHandlers {
-  private readonly reduced = new Map<number, Float32Array>();
+  private readonly live = new Map<number, { header: GradientHeader; pieces: Uint8Array[] }>();
   private readonly ready = new EventEmitter();
 
   async register(req: RegisterRequest) {
@@ -73,16 +73,29 @@ class TinyCoordinator implements CoordinatorHandlers {
     return { seq: req.seq, accepted: req.results.length };
   }
 
+  /** Each checked chunk is kept and streamed to the step's pull at once, as the coordinator does with reduced chunks. */
   async pushGradient(chunks: AsyncIterable<GradientChunk>) {
-    const { header, gradient } = await collectGradient(chunks, { expectedBytes: PARAMS * 4 });
-    this.reduced.set(header.step, gradient);
-    this.ready.emit(`step-${header.step}`);
-    return { step: header.step, range: header.range, received_bytes: gradient.byteLength };
+    let header: GradientHeader | undefined;
+    for await (const m of readGradient(chunks, { expectedBytes: PARAMS * 4 })) {
+      if (m.header !== undefined) {
+        header = m.header;
+        this.live.set(header.step, { header, pieces: [] });
+      } else {
+        this.live.get(header!.step)!.pieces.push(Uint8Array.from(m.piece.bytes));
+      }
+      this.ready.emit('piece');
+    }
+    return { step: header!.step, range: header!.range, received_bytes: header!.total_bytes };
   }
 
   async *pullReduced(req: { step: number }, ctx: CallContext) {
-    if (!this.reduced.has(req.step)) await once(this.ready, `step-${req.step}`, { signal: ctx.signal });
-    yield* gradientChunks({ worker_id: '', step: req.step, phase: 'pretrain', range: { lo: 0, hi: 4 }, stats_json: '' }, this.reduced.get(req.step)!);
+    while (!this.live.has(req.step)) await once(this.ready, 'piece', { signal: ctx.signal });
+    const s = this.live.get(req.step)!;
+    yield gradientHeaderChunk({ ...s.header, worker_id: '' }, s.header.total_bytes, s.header.chunk_bytes);
+    for (let i = 0; i < Math.ceil(s.header.total_bytes / s.header.chunk_bytes); i++) {
+      while (s.pieces.length <= i) await once(this.ready, 'piece', { signal: ctx.signal });
+      yield gradientDataChunk(s.pieces[i]!);
+    }
   }
 
   async heartbeat(req: { step: number }) {
@@ -135,7 +148,9 @@ describe('gRPC wire adapter on loopback', () => {
     await expect(refused).rejects.toThrow('vocab_fingerprint differs: expected vocab-123, got vocab-999');
   });
 
-  it('round-trips a 12 MB gradient bit-exactly through push and a pull that waited for it', async () => {
+  // On one HTTP/2 connection this hangs for good (Node's http2, messages over ~100 KB both
+  // ways at once); the client sends uploads on a connection of their own.
+  it('streams both ways at once: a 12 MB gradient pushed while each chunk is pulled back as it lands, bit-exactly', async () => {
     const gradient = randomGradient(PARAMS, 12);
     const pulled = client.pullReduced({ worker_id: 'w1', step: 12, phase: 'pretrain' }, { expectedBytes: PARAMS * 4 });
     const ack = await client.pushGradient({ worker_id: 'w1', step: 12, phase: 'pretrain', range: { lo: 0, hi: 4 }, stats_json: '[]' }, gradient);
