@@ -55,6 +55,8 @@ function benchCoordinator(): CoordinatorHandlers {
     reportChecksum: async () => unused(),
     reportMetrics: async () => ({}),
     leave: async () => ({ reassigned: 0 }),
+    openStep: async () => unused(),
+    reassign: async () => unused(),
     fetchState: () => unused(),
     pushGradient: async (chunks: AsyncIterable<GradientChunk>) => {
       if (BOTH_WAYS) {

@@ -24,12 +24,13 @@ export function parseFlags(argv: string[], options: Options, help: string): Reco
   }
 }
 
-export function intFlag(values: Record<string, unknown>, name: string, opts: { min?: number } = {}): number | undefined {
+export function intFlag(values: Record<string, unknown>, name: string, opts: { min?: number; max?: number } = {}): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || (opts.min !== undefined && n < opts.min)) {
-    throw new UsageError(`--${name} must be an integer${opts.min !== undefined ? ` >= ${opts.min}` : ''}, got "${String(raw)}"`);
+  if (!Number.isInteger(n) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
+    const bounds = [opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter((b) => b !== '').join(' and ');
+    throw new UsageError(`--${name} must be an integer${bounds !== '' ? ` ${bounds}` : ''}, got "${String(raw)}"`);
   }
   return n;
 }

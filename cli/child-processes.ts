@@ -35,7 +35,16 @@ export function launchBertfleet(args: readonly string[], env: NodeJS.ProcessEnv)
 
 /** Spawns the coordinator; ready once `host:port` accepts a connection, rejected if it exits first. */
 export function launchCoordinator(args: readonly string[], listen: { host: string; port: number }, env: NodeJS.ProcessEnv): Launched {
-  const launched = launchBertfleet(['coordinator', ...args], env);
+  return launchListening('coordinator', args, listen, env);
+}
+
+/** Spawns a reducer (`bertfleet reducer --listen host:port`); ready once it accepts a connection. */
+export function launchReducer(args: readonly string[], listen: { host: string; port: number }, env: NodeJS.ProcessEnv): Launched {
+  return launchListening('reducer', ['--listen', `${listen.host}:${listen.port}`, ...args], listen, env);
+}
+
+function launchListening(command: string, args: readonly string[], listen: { host: string; port: number }, env: NodeJS.ProcessEnv): Launched {
+  const launched = launchBertfleet([command, ...args], env);
   const { child } = launched;
   const ready = launched.ready.then(async () => {
     const exited = exitOf(child);
@@ -43,7 +52,7 @@ export function launchCoordinator(args: readonly string[], listen: { host: strin
       if (await accepts(listen.host, listen.port)) return;
       if (hasExited(child)) {
         const { code, signal } = await exited;
-        throw new BertfleetError(`the coordinator exited (code ${code}, signal ${signal}) before listening on ${listen.host}:${listen.port}`);
+        throw new BertfleetError(`the ${command} exited (code ${code}, signal ${signal}) before listening on ${listen.host}:${listen.port}`);
       }
       await sleep(100);
     }

@@ -39,15 +39,19 @@ everything (exit 130); \`--resume\` continues the run later.
 
   --workers N           worker processes to start (default 2); the run waits for
                         this many before its first step
+  --reducers K          cut every gradient into K slices, one reduced by the
+                        coordinator and one by each of K-1 reducer processes
+                        (default 1: the coordinator reduces it all); same bytes for any K
 ${RUN_HELP}`;
 
 const NATS_STORE_PREFIX = 'bertfleet-nats-';
 
 export async function run(argv: string[]): Promise<number> {
-  const options: Options = { ...runOptions, workers: { type: 'string' } };
+  const options: Options = { ...runOptions, workers: { type: 'string' }, reducers: { type: 'string' } };
   const values = parseFlags(argv, options, HELP);
   if (!values) return 0;
   const workers = intFlag(values, 'workers', { min: 1 }) ?? 2;
+  const reducers = intFlag(values, 'reducers', { min: 1, max: 64 }) ?? 1;
   const outputDir = (values['output'] as string | undefined) ?? defaultOutputDir();
   // The coordinator's checks, before anything starts: a busy or non-empty folder, a bad config.
   refuseIfOutputLocked(outputDir);
@@ -62,10 +66,10 @@ export async function run(argv: string[]): Promise<number> {
   process.on('exit', killAll);
   try {
     cluster = new LocalCluster({
-      log, workers, outputDir, logLevel, natsStoreDir: store, env: process.env, signal: signals.signal,
+      log, workers, reducers, outputDir, logLevel, natsStoreDir: store, env: process.env, signal: signals.signal,
       resume: values['resume'] === true,
       // Always an explicit --output: a restarted coordinator must find the same folder as the first.
-      runArgs: ['--output', outputDir, ...withoutFlags(argv, options, ['workers', 'output', 'resume'])],
+      runArgs: ['--output', outputDir, ...withoutFlags(argv, options, ['workers', 'reducers', 'output', 'resume'])],
     });
     const code = await cluster.run();
     if (signals.signal.aborted) {

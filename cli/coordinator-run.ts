@@ -55,7 +55,7 @@ export async function prepareCoordinator(values: Record<string, unknown>, servic
   };
 }
 
-export type DistributedParts = Pick<CoordinatorOptions, 'listen' | 'natsServers' | 'expectedWorkers' | 'signal'>;
+export type DistributedParts = Pick<CoordinatorOptions, 'listen' | 'natsServers' | 'expectedWorkers' | 'signal' | 'reducerAddresses'>;
 
 /** Runs the pipeline through the workers and prints the same summary as `train`. */
 export async function runAndReport(p: PreparedRun, parts: DistributedParts): Promise<number> {

@@ -20,6 +20,9 @@ every step computed by the workers that join it.
   --listen HOST:PORT    gRPC address for the workers (default 0.0.0.0:50051)
   --nats URL            nats://HOST:PORT of the control plane (default nats://127.0.0.1:4222)
   --workers N           workers to wait for before step 0 (default 1)
+  --reducers ADDR,...   HOST:PORT of each \`bertfleet reducer\` process: with K-1 of them, the
+                        gradient is cut into K slices, one reduced here and one by each
+                        (default: none, this process reduces the whole gradient)
   --resume auto         resume when --output holds a run (run-config.json), start one when
                         it is absent or empty (plain --resume: the run must be there)
 ${RUN_HELP}`;
@@ -53,6 +56,7 @@ export async function run(rawArgv: string[]): Promise<number> {
     listen: { type: 'string' },
     nats: { type: 'string' },
     workers: { type: 'string' },
+    reducers: { type: 'string' },
   }, HELP);
   if (!values) return 0;
   if (auto) {
@@ -61,6 +65,8 @@ export async function run(rawArgv: string[]): Promise<number> {
   }
   const listen = parseHostPort((values['listen'] as string | undefined) ?? '0.0.0.0:50051', 'listen');
   const expectedWorkers = intFlag(values, 'workers', { min: 1 }) ?? 1;
+  const reducerAddresses = ((values['reducers'] as string | undefined) ?? '').split(',').filter((a) => a !== '');
+  for (const a of reducerAddresses) parseHostPort(a, 'reducers');
   const prepared = await prepareCoordinator(values, 'coordinator');
   // Started by `bertfleet cluster`: stop when it is gone.
   const parentPid = parentPidFrom(process.env);
@@ -70,6 +76,7 @@ export async function run(rawArgv: string[]): Promise<number> {
       listen,
       natsServers: (values['nats'] as string | undefined) ?? 'nats://127.0.0.1:4222',
       expectedWorkers,
+      reducerAddresses,
       signal: signals.signal,
     });
   } catch (err) {

@@ -18,7 +18,7 @@ import type { Logger } from '../shared/log.js';
 import { launchNatsServer, type NatsServerHandle } from '../shared/control/nats-server.js';
 import { exitStatus } from '../shared/process/kill-with-grace.js';
 import { Supervisor, type SupervisedEnd } from '../shared/process/supervisor.js';
-import { launchCoordinator, freeLoopbackPort } from './child-processes.js';
+import { launchCoordinator, launchReducer, freeLoopbackPort } from './child-processes.js';
 import { writeClusterFile } from './cluster-file.js';
 import { InterruptedError } from './signals.js';
 import { WorkerProcesses } from './worker-processes.js';
@@ -37,6 +37,8 @@ const WORKERS_LEAVE_MS = 5_000;
 export interface LocalClusterOptions {
   log: Logger;
   workers: number;
+  /** `--reducers K`: K-1 reducer processes beside the coordinator (1: none). */
+  reducers?: number;
   outputDir: string;
   /** The coordinator's run flags (without --listen, --nats, --workers, --resume). */
   runArgs: readonly string[];
@@ -54,6 +56,7 @@ type Outcome = { kind: 'coordinator'; end: SupervisedEnd } | { kind: 'nats'; end
 export class LocalCluster {
   private nats: Supervisor | null = null;
   private coordinator: Supervisor | null = null;
+  private reducers: Supervisor[] = [];
   private readonly processes: WorkerProcesses;
   private readonly log: Logger;
   private readonly startedAtMs = Date.now();
@@ -81,8 +84,9 @@ export class LocalCluster {
       natsStart.catch(() => undefined);
       const natsUrl = await Promise.race([natsStart, aborted]);
       if (typeof natsUrl !== 'string') return await this.stopAll(natsUrl);
+      const reducerAddresses = await this.startReducers();
       const port = await freeLoopbackPort();
-      this.startCoordinator(natsUrl, port);
+      this.startCoordinator(natsUrl, port, reducerAddresses);
       const outcome = await Promise.race([
         this.coordinator!.ended.then((end): Outcome => ({ kind: 'coordinator', end })),
         this.nats!.ended.then((end): Outcome => ({ kind: 'nats', end })),
@@ -95,9 +99,14 @@ export class LocalCluster {
     }
   }
 
+  private async stopReducers(graceMs: number): Promise<void> {
+    await Promise.all(this.reducers.map((r) => r.stop({ signal: 'SIGTERM', graceMs })));
+  }
+
   /** SIGKILLs every child now: for an exiting parent. */
   killNow(): void {
     this.coordinator?.killNow();
+    for (const r of this.reducers) r.killNow();
     this.processes.killNow();
     this.nats?.killNow();
   }
@@ -124,13 +133,36 @@ export class LocalCluster {
     return handle!.url;
   }
 
-  private startCoordinator(natsUrl: string, port: number): void {
+  /**
+   * K-1 reducer processes on loopback ports, each restarted on its port if it
+   * crashes (a fresh one learns the next steps from the coordinator); their addresses.
+   */
+  private async startReducers(): Promise<string[]> {
+    const host = '127.0.0.1';
+    const addresses: string[] = [];
+    for (let j = 1; j < (this.o.reducers ?? 1); j++) {
+      const port = await freeLoopbackPort();
+      const address = `${host}:${port}`;
+      const sup = new Supervisor({
+        name: `reducer-${j}`, log: this.o.log, restartLimit: RESTART_LIMIT, restartOn: (exit) => exit.code !== 0,
+        launch: () => launchReducer(['--log-level', this.o.logLevel], { host, port }, this.o.env),
+        onReady: (child, attempt) => this.log.info({ pid: child.pid, address, attempt, reducer: j }, 'reducer process started'),
+      });
+      this.reducers.push(sup);
+      addresses.push(address);
+    }
+    await Promise.all(this.reducers.map((r) => r.firstReady));
+    return addresses;
+  }
+
+  private startCoordinator(natsUrl: string, port: number, reducerAddresses: readonly string[]): void {
     const host = '127.0.0.1';
     const address = `${host}:${port}`;
     const args = (attempt: number): string[] => [
       '--listen', address, '--nats', natsUrl, '--workers', String(this.o.workers),
       // A restart resumes from the run's latest trainer state, or starts it if none was written yet.
       ...(attempt > 0 ? ['--resume', 'auto'] : this.o.resume ? ['--resume'] : []),
+      ...(reducerAddresses.length > 0 ? ['--reducers', reducerAddresses.join(',')] : []),
       ...this.o.runArgs,
     ];
     this.coordinator = new Supervisor({
@@ -161,6 +193,7 @@ export class LocalCluster {
         await this.coordinator?.stop({ signal: 'SIGTERM', graceMs: t.coordinatorMs });
         await this.processes.stop({ signal: 'SIGINT', graceMs: t.workersMs });
       }
+      await this.stopReducers(t.natsMs);
       await this.nats?.stop({ signal: 'SIGTERM', graceMs: t.natsMs });
       return outcome.sig === 'SIGINT' ? 130 : 143;
     }
@@ -168,12 +201,14 @@ export class LocalCluster {
       this.log.error({ exit: outcome.end.exit, limit: RESTART_LIMIT }, 'nats-server keeps dying; stopping the run');
       await this.coordinator?.stop({ signal: 'SIGTERM', graceMs: STOP.SIGTERM.coordinatorMs });
       await this.processes.stop({ signal: 'SIGINT', graceMs: STOP.SIGTERM.workersMs });
+      await this.stopReducers(STOP.SIGTERM.natsMs);
       return 1;
     }
     const status = exitStatus(outcome.end.exit);
     // Done: the workers were told to stop and leave on their own; after a failure they would wait for a coordinator.
     if (status === 0) await this.processes.settle(WORKERS_LEAVE_MS);
     await this.processes.stop({ signal: 'SIGINT', graceMs: STOP.SIGTERM.workersMs });
+    await this.stopReducers(STOP.SIGTERM.natsMs);
     await this.nats?.stop({ signal: 'SIGTERM', graceMs: STOP.SIGTERM.natsMs });
     return status;
   }

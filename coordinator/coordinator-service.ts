@@ -9,11 +9,10 @@
  * Knows the wire messages, not grpc-js; knows nothing of NATS.
  */
 import { checkFingerprints } from '../shared/cluster/fingerprints.js';
-import { decodeIndexedStats, decodeStats } from '../shared/cluster/stats-json.js';
-import { AlreadyReceivedError, ProtocolError, ShapeError } from '../shared/errors.js';
+import { decodeStats } from '../shared/cluster/stats-json.js';
+import { ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { isTrainPhase, type TrainPhase } from '../shared/training/phase-settings.js';
-import { describeGradient, gradientDataChunk, gradientHeaderChunk, readGradient } from '../shared/wire/gradient-stream.js';
 import {
   PROTOCOL_VERSION,
   type Assignment,
@@ -24,7 +23,6 @@ import {
   type EvalAck,
   type EvalResults,
   type GradientChunk,
-  type GradientHeader,
   type HeartbeatReply,
   type HeartbeatRequest,
   type LeaveReply,
@@ -43,7 +41,7 @@ import type { CallContext, CoordinatorHandlers } from '../shared/wire/service.js
 import { stateChunks } from '../shared/wire/state-payload.js';
 import { assignmentFor } from './assignment-message.js';
 import type { DistributedExecutor } from './distributed-executor.js';
-import type { StepRound, Upload } from './step-round.js';
+import { receivePartial, serveReduced, type ExchangeSide } from './exchange-handlers.js';
 
 const WORKER_ID = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -63,6 +61,7 @@ export class CoordinatorService implements CoordinatorHandlers {
   private readonly log: Logger;
   private readonly pollMs: number;
   private readonly now: () => number;
+  private readonly exchange: ExchangeSide;
 
   constructor(
     private readonly ex: DistributedExecutor,
@@ -71,6 +70,13 @@ export class CoordinatorService implements CoordinatorHandlers {
     this.log = opts.log.child({ component: 'service' });
     this.pollMs = opts.pollMs ?? 20_000;
     this.now = opts.nowMs ?? Date.now;
+    this.exchange = {
+      log: this.log,
+      reduced: ex.reduced,
+      roundFor: (w, phase, step) => ex.roundFor(w, phase, step),
+      touch: (w) => this.touch(w),
+      received: (h) => ex.speeds.record(h.worker_id, h.range!.hi - h.range!.lo, h.compute_ms ?? 0),
+    };
   }
 
   private get runId(): string {
@@ -108,6 +114,7 @@ export class CoordinatorService implements CoordinatorHandlers {
       needs_state: true,
       heartbeat_interval_ms: this.ex.opts.config.cluster.heartbeatIntervalMs,
       membership_version: this.ex.membership.version,
+      reducer_addresses: (this.ex.opts.reducers ?? []).map((r) => r.address),
     };
   }
 
@@ -120,56 +127,21 @@ export class CoordinatorService implements CoordinatorHandlers {
   }
 
   /** Sums each chunk into the step's reduction as it arrives (StepRound); acknowledges once the whole partial is in. */
-  async pushGradient(chunks: AsyncIterable<GradientChunk>): Promise<PushAck> {
-    let who: Record<string, unknown> = {};
-    let round: StepRound | null = null;
-    let upload: Upload | null = null;
-    let header: GradientHeader | null = null;
-    try {
-      const stream = readGradient(chunks, {
-        chunkBytes: this.ex.opts.config.cluster.chunkBytes,
-        untilLast: true,
-        accept: (h) => {
-          who = { workerId: h.worker_id, phase: h.phase, step: h.step, range: h.range };
-          this.touch(h.worker_id);
-          round = this.ex.roundFor(h.worker_id, h.phase, h.step);
-          round.checkUpload(h.worker_id, h.range);
-          const expected = this.ex.paramCount() * 4;
-          if (h.total_bytes !== expected) throw new ShapeError(`${describeGradient(h)}`, `${expected} bytes`, `${h.total_bytes} bytes`);
-        },
-      });
-      for await (const m of stream) {
-        if (m.header !== undefined) {
-          header = m.header;
-          const stats = decodeIndexedStats(header.stats_json, `upload of step ${header.step} from ${header.worker_id}`);
-          upload = round!.begin(header.worker_id, header.range, stats);
-        } else {
-          round!.addChunk(upload!, m.piece.index, m.piece.bytes);
-        }
-      }
-      round!.end(upload!);
-      const h = header!;
-      this.ex.speeds.record(h.worker_id, h.range!.hi - h.range!.lo, h.compute_ms ?? 0);
-      this.log.debug({ ...who, bytes: h.total_bytes }, 'partial sum received');
-      return { step: h.step, range: h.range, received_bytes: h.total_bytes };
-    } catch (err) {
-      if (err instanceof AlreadyReceivedError) this.log.debug({ ...who, err }, 'repeated upload');
-      else this.log.warn({ ...who, err }, 'upload rejected');
-      throw err;
-    }
+  pushGradient(chunks: AsyncIterable<GradientChunk>): Promise<PushAck> {
+    return receivePartial(chunks, this.exchange);
   }
 
-  /** Streams the step's reduced gradient chunk by chunk, each as soon as it is final. */
-  async *pullReduced(req: PullRequest, ctx: CallContext): AsyncIterable<GradientChunk> {
-    this.touch(req.worker_id);
-    const phase = trainPhase(req.phase, `PullReduced from ${req.worker_id}`);
-    const { source, microBatches } = await this.ex.reduced.get(phase, req.step, ctx.signal);
-    yield gradientHeaderChunk({ worker_id: '', step: req.step, phase, range: { lo: 0, hi: microBatches }, stats_json: '' }, source.grad.byteLength, source.chunkBytes);
-    for (let i = 0; i < source.chunkCount; i++) {
-      await source.whenReady(i, ctx.signal);
-      yield gradientDataChunk(source.chunkBytesOf(i), source.chunkCrc(i));
-    }
-    this.ex.reduced.pulled(phase, req.step, req.worker_id);
+  /** Streams the step's reduced gradient (slice 0 with reducers) chunk by chunk, each as soon as it is final. */
+  pullReduced(req: PullRequest, ctx: CallContext): AsyncIterable<GradientChunk> {
+    return serveReduced(req, trainPhase(req.phase, `PullReduced from ${req.worker_id}`), ctx, this.exchange);
+  }
+
+  async openStep(): Promise<Empty> {
+    throw new ProtocolError('OpenStep is for reducer processes; this is the coordinator');
+  }
+
+  async reassign(): Promise<Empty> {
+    throw new ProtocolError('Reassign is for reducer processes; this is the coordinator');
   }
 
   async heartbeat(req: HeartbeatRequest): Promise<HeartbeatReply> {

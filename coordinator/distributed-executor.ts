@@ -19,6 +19,8 @@
  * Knows nothing of gRPC or NATS: joins and leaves go to `events`.
  */
 import { checksumDue } from '../shared/cluster/checksum-due.js';
+import { sliceBounds, type Slice } from '../shared/cluster/slices.js';
+import type { StepPlan } from '../shared/wire/messages.js';
 import { ChunkPool } from './chunk-pool.js';
 import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
@@ -50,6 +52,20 @@ export interface MembershipEvents {
   left(member: Member, detail: string): void;
 }
 
+/**
+ * A reducer process of `--reducers K` (reducer j >= 1; the coordinator is
+ * reducer 0), as the executor sees it: told each step's plan before the task
+ * goes out, told of reassignments, and pulled from for the coordinator's own
+ * copy of the reduced gradient. coordinator/main.ts wires it to gRPC.
+ */
+export interface RemoteReducer {
+  readonly address: string;
+  openStep(plan: StepPlan): Promise<void>;
+  reassign(plan: StepPlan): Promise<void>;
+  /** The reduced slice of (phase, step), into `into` (the slice's length). */
+  pull(phase: TrainPhase, step: number, into: Float32Array): Promise<void>;
+}
+
 /** No worker was live for cluster.workerWaitTimeoutMs while the run needed one. */
 export class NoWorkersError extends BertfleetError {
   override readonly name = 'NoWorkersError';
@@ -70,6 +86,8 @@ export interface DistributedOptions {
   log: Logger;
   events?: MembershipEvents;
   nowMs?: () => number;
+  /** Reducers 1 .. K-1 of `--reducers K` (none: the coordinator reduces the whole gradient). */
+  reducers?: readonly RemoteReducer[];
 }
 
 type StopReason = 'done' | 'failed' | 'stopping';
@@ -78,7 +96,12 @@ type StopReason = 'done' | 'failed' | 'stopping';
 interface StepSlot {
   round: StepRound;
   tasks: TrainTask[];
+  /** The flat vector's slices: [0] is the coordinator's (its round), [j] reducer j's. */
+  slices: Slice[];
 }
+
+/** The name the coordinator pulls reduced slices from reducers under. */
+const COORDINATOR_PULLER = 'coordinator';
 
 export class DistributedExecutor implements StepExecutor {
   readonly membership = new Membership();
@@ -95,6 +118,9 @@ export class DistributedExecutor implements StepExecutor {
   private view: PhaseStateView | null = null;
   /** The steps whose tasks are out, oldest first: at most the one being finished and the next. */
   private slots: StepSlot[] = [];
+  /** Steps whose reducers are being told (prepareStep), by stepOrder. */
+  private readonly opening = new Map<number, Promise<StepSlot>>();
+  private readonly remotes: readonly RemoteReducer[];
   private readonly pool: ChunkPool;
   private lastReduced = -1;
   private evalTasks: EvalTask[] = [];
@@ -112,6 +138,7 @@ export class DistributedExecutor implements StepExecutor {
     this.checksums = new ChecksumBook((err) => this.fail(err));
     this.speeds = new WorkerSpeeds({ log: opts.log });
     this.pool = new ChunkPool(opts.config.cluster.chunkBytes / 4);
+    this.remotes = opts.reducers ?? [];
     this.membership.onChange((c) => {
       if (c.kind === 'joined') {
         this.log.info({ workerId: c.member.id, hostname: c.member.hostname, pid: c.member.pid, rejoined: c.rejoined, members: this.membership.active().length }, 'worker joined');
@@ -174,13 +201,20 @@ export class DistributedExecutor implements StepExecutor {
    * then finds it open. A no-op when workers are missing: runStep waits for them.
    */
   prepareStep(work: StepWork): void {
-    if (this.fatalError !== null || this.closing || this.slotFor(work.phase, work.step) !== undefined) return;
+    const order = stepOrder(work.phase, work.step);
+    if (this.fatalError !== null || this.closing || this.slotFor(work.phase, work.step) !== undefined || this.opening.has(order)) return;
     const ids = this.membership.active().map((m) => m.id);
-    if (ids.length > 0) this.open(work, ids);
+    if (ids.length === 0) return;
+    const opening = this.open(work, ids);
+    this.opening.set(order, opening);
+    opening.then(() => this.opening.delete(order), (err: unknown) => {
+      this.opening.delete(order);
+      this.fail(err instanceof Error ? err : new BertfleetError(String(err)));
+    });
   }
 
   async runStep(work: StepWork): Promise<StepOutcome> {
-    const slot = this.slotFor(work.phase, work.step) ?? this.open(work, await this.liveIds());
+    const slot = this.slotFor(work.phase, work.step) ?? (await this.opening.get(stepOrder(work.phase, work.step))) ?? (await this.open(work, await this.liveIds()));
     const out = await slot.round.done;
     this.lastReduced = stepOrder(work.phase, work.step);
     // The run loop's update takes the thread for a while: let the downloads go first.
@@ -189,25 +223,44 @@ export class DistributedExecutor implements StepExecutor {
     }
     this.throwIfFailed();
     // The run loop clips its gradient in place; the round's stays as served (a late joiner may pull it).
-    return { grad: out.grad.slice(), stats: out.stats };
+    if (this.remotes.length === 0) return { grad: out.grad.slice(), stats: out.stats };
+    const grad = new Float32Array(this.paramCount());
+    grad.set(out.grad, slot.slices[0]!.lo);
+    await Promise.all(this.remotes.map((r, j) => r.pull(work.phase, work.step, grad.subarray(slot.slices[j + 1]!.lo, slot.slices[j + 1]!.hi))));
+    this.throwIfFailed();
+    return { grad, stats: out.stats };
   }
 
-  /** Cuts the step over `ids`, publishes its task and opens its round (its reduced gradient can be pulled from now on). */
-  private open(work: StepWork, ids: string[]): StepSlot {
+  /**
+   * Cuts the step over `ids`, tells the reducers, then publishes its task and
+   * opens its round (its reduced gradient can be pulled from now on).
+   */
+  private async open(work: StepWork, ids: string[]): Promise<StepSlot> {
     this.speeds.judge(ids);
     const M = work.microBatches.length;
     const blocks = partition(M, ids, { weights: this.speeds.weights(ids) });
+    const slices = sliceBounds(this.paramCount(), this.remotes.length + 1);
+    const pullers = this.membership.active().map((m) => m.id);
+    const round = new StepRound(work.phase, work.step, M, blocks, slices[0]!.hi - slices[0]!.lo, this.pool);
+    // The reducers know the step before any worker can upload to them.
+    await Promise.all(this.remotes.map((r, j) => r.openStep(this.plan(work.phase, work.step, M, blocks, slices[j + 1]!, '', [...pullers, COORDINATOR_PULLER]))));
     const task = this.tasks.push<TrainTask>({
       kind: 'train', phase: work.phase, step: work.step, dataset: work.dataset, microBatchSize: work.microBatches[0]?.examples.length ?? 0,
       microBatches: work.microBatches, counts: work.counts, blocks, membershipVersion: this.membership.version, recovery: false,
     });
-    const round = new StepRound(work.phase, work.step, M, blocks, this.paramCount(), this.pool);
-    const slot: StepSlot = { round, tasks: [task] };
+    const slot: StepSlot = { round, tasks: [task], slices };
     this.slots = [...this.slots.filter((s) => !s.round.complete || stepOrder(s.round.phase, s.round.step) >= this.lastReduced), slot].slice(-3);
-    this.reduced.put(work.phase, work.step, M, round, this.membership.active().map((m) => m.id));
+    this.reduced.put(work.phase, work.step, M, round, pullers);
     // A worker may have left since `ids` was read: hand its share over at once.
     for (const b of blocks) if (this.membership.get(b.workerId)?.status === 'left') void this.recover(b.workerId);
     return slot;
+  }
+
+  private plan(phase: TrainPhase, step: number, M: number, blocks: readonly Block[], slice: Slice, from: string, pullers: string[]): StepPlan {
+    return {
+      phase, step, num_micro_batches: M, blocks: blocks.map((b) => ({ worker_id: b.workerId, subtrees: b.subtrees })),
+      slice_lo: slice.lo, slice_hi: slice.hi, chunk_bytes: this.opts.config.cluster.chunkBytes, reassigned_from: from, pullers,
+    };
   }
 
   private slotFor(phase: TrainPhase, step: number): StepSlot | undefined {
@@ -359,6 +412,7 @@ export class DistributedExecutor implements StepExecutor {
     if (round.complete || owed.length === 0 || !this.slots.includes(slot)) return;
     const blocks = partition(round.microBatches, ids, { items: owed, weights: this.speeds.weights(ids) });
     const moved = round.reassign(workerId, blocks);
+    await Promise.all(this.remotes.map((r, j) => r.reassign(this.plan(round.phase, round.step, round.microBatches, blocks, slot.slices[j + 1]!, workerId, []))));
     this.withdraw(slot.tasks, workerId);
     const task = this.tasks.push<TrainTask>({ ...slot.tasks[0]!, blocks, membershipVersion: this.membership.version, recovery: true });
     slot.tasks.push(task);

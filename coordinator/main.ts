@@ -22,6 +22,7 @@ import type { BertConfig } from '../shared/model/config.js';
 import type { RunDatasets } from '../shared/training/batches.js';
 import { createServer } from '../shared/wire/grpc.js';
 import { CoordinatorService } from './coordinator-service.js';
+import { connectReducers } from './remote-reducers.js';
 import { DistributedExecutor } from './distributed-executor.js';
 import type { RunOutputs } from './outputs.js';
 import { coordinatorIdentity, OutputLock } from './ownership.js';
@@ -44,6 +45,8 @@ export interface CoordinatorOptions {
   /** Aborting stops the run: pending waits reject with the signal's reason. */
   signal?: AbortSignal;
   natsMaxWaitMs?: number;
+  /** `--reducers K`: the addresses of reducers 1 .. K-1 (`bertfleet reducer` processes). */
+  reducerAddresses?: readonly string[];
 }
 
 /** One id per run and output folder: a resumed run keeps it, another folder gets another. */
@@ -76,13 +79,18 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
   });
   const settings = o.config.cluster;
   let lease: RunLease | null = null;
+  const closers: (() => void)[] = [];
   try {
     lease = await RunLease.acquire(conn, { runId, ownerId: owner.owner_id, hostname: owner.hostname, pid: owner.pid, ttlMs: settings.leaseTtlMs, log: o.log });
     if (!o.resume) o.outputs.create(o.config);
     const control = await RunControl.open(conn, {
       runId, coordinatorId: owner.owner_id, log: o.log, writeTimeoutMs: settings.runStateWriteTimeoutMs, onFatal: (err) => executor.fail(err),
     });
-    const executor = new DistributedExecutor({ runId, config: o.config, fingerprints: o.fingerprints, expectedWorkers: o.expectedWorkers, resumed: o.resume, log: o.log, events: control });
+    const remote = await connectReducers(o.reducerAddresses ?? [], o.log);
+    closers.push(remote.close);
+    const executor = new DistributedExecutor({
+      runId, config: o.config, fingerprints: o.fingerprints, expectedWorkers: o.expectedWorkers, resumed: o.resume, log: o.log, events: control, reducers: remote.reducers,
+    });
     lease.onLost((err) => {
       control.seal(err);
       executor.fail(err);
@@ -117,6 +125,7 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
       log.info({ address }, 'coordinator stopped');
     }
   } finally {
+    for (const close of closers) close();
     await lease?.release();
     await closeQuietly(conn, log);
   }

@@ -18,6 +18,7 @@ import { parseRunConfig, type RunConfig } from '../shared/config/run-config.js';
 import { connectControl, type ControlConnection } from '../shared/control/connect.js';
 import { NotRegisteredError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import type { CoordinatorClient } from '../shared/wire/client.js';
 import { createCoordinatorClient, type ClientOptions } from '../shared/wire/grpc.js';
 import { PROTOCOL_VERSION } from '../shared/wire/messages.js';
 import type { ReplicaCompute } from './compute-port.js';
@@ -60,7 +61,12 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
   let follower: PhaseFollower | null = null;
   let compute: StartedCompute | null = null;
   // Nothing to save on a hard stop: drop the channel so pending calls end now.
-  const onAbort = (): void => client.close();
+  /** Clients of the reducer processes of `--reducers K`, by address (kept across sessions). */
+  const reducerClients = new Map<string, CoordinatorClient>();
+  const onAbort = (): void => {
+    client.close();
+    for (const c of reducerClients.values()) c.close();
+  };
   o.signal.addEventListener('abort', onAbort, { once: true });
   const drain = o.drain ?? new AbortController().signal;
   try {
@@ -108,8 +114,18 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
       }
       log.info({ runId, phase: reply.phase, step: reply.current_step, membershipVersion: reply.membership_version, session }, 'registered');
       const lost = new AbortController();
+      const reducers: CoordinatorLink[] = [];
+      for (const address of reply.reducer_addresses) {
+        let c = reducerClients.get(address);
+        if (c === undefined) {
+          c = await createCoordinatorClient(address, { ...o.client, log: o.log, timeouts: { longPollTimeoutMs: 600_000, ...o.client?.timeouts } });
+          reducerClients.set(address, c);
+        }
+        reducers.push(new CoordinatorLink(c, { reconnectTimeoutMs: config.cluster.reconnectTimeoutMs, log: o.log, signal: stop }));
+      }
+      if (reducers.length > 0) log.info({ reducers: reply.reducer_addresses }, 'gradients go to the coordinator and the reducers, one slice each');
       const loop = new WorkerLoop({
-        workerId: o.workerId, config, link, compute: compute.compute, log: o.log,
+        workerId: o.workerId, config, link, reducers, compute: compute.compute, log: o.log,
         // Not `stop`: a healthy session ends with the stop order; `over` only cuts retries of a coordinator gone for good.
         signal: AbortSignal.any([o.signal, lost.signal]), drain, phase: () => follower?.phase ?? null,
       });
@@ -151,6 +167,7 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
     await follower?.stop();
     await compute?.close();
     client.close();
+    for (const c of reducerClients.values()) c.close();
     if (conn !== null && (await conn.closeWithin(2_000)) !== 'drained') log.warn('nats connection closed without draining');
   }
 }

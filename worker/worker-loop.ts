@@ -18,6 +18,7 @@
  * `phase()` reader and abort signals.
  */
 import { checksumDue } from '../shared/cluster/checksum-due.js';
+import { sliceBounds, type Slice } from '../shared/cluster/slices.js';
 import { encodeIndexedStats, encodeStats } from '../shared/cluster/stats-json.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { ProtocolError, ReplicaMismatchError } from '../shared/errors.js';
@@ -43,6 +44,11 @@ export interface LoopOptions {
   drain: AbortSignal;
   /** The run's phase as the control plane last said (null without NATS or before any). */
   phase?: () => string | null;
+  /**
+   * Reducers 1 .. K-1 of `--reducers K` (the coordinator, `link`, is reducer
+   * 0): slice j of every gradient is pushed to and pulled from reducer j.
+   */
+  reducers?: readonly CoordinatorLink[];
 }
 
 export type LoopEnd = { kind: 'stop'; reason: string } | { kind: 'drained' };
@@ -190,16 +196,19 @@ export class WorkerLoop {
    */
   private async train(task: Train, held: Held): Promise<'applied' | 'resync' | 'drained' | 'stopped'> {
     const t0 = performance.now();
-    const { link, workerId } = this.o;
+    const { workerId } = this.o;
     if (this.reduced?.length !== held.paramCount) this.reduced = new Float32Array(held.paramCount);
     const into = this.reduced;
     let readyAt = 0;
     // Pulled while uploading: the coordinator sends each reduced chunk as soon as it is summed.
-    const pulling = link.pullReduced({ worker_id: workerId, step: task.step, phase: task.phase }, () => into, this.feed.stopSeen, () => {
+    const onPiece = (): void => {
       readyAt ||= performance.now();
-    });
+    };
+    const req = { worker_id: workerId, step: task.step, phase: task.phase };
+    const pulling = Promise.all(this.exchangeLinks(held).map(({ link: l, slice }) =>
+      l.pullReduced(req, () => into.subarray(slice.lo, slice.hi), this.feed.stopSeen, onPiece))).then(() => into);
     pulling.catch(() => undefined); // awaited below; an upload failure must not leave it unhandled
-    let computeMs = await this.deliver(task);
+    let computeMs = await this.deliver(task, held);
     const uploadedAt = performance.now();
     let sequences = task.micro.reduce((n, m) => n + m.examples.length, 0);
     // Until the reduced gradient comes: recovery tasks for this very step are ours to deliver too.
@@ -221,7 +230,7 @@ export class WorkerLoop {
       this.feed.take();
       if (t.micro.length > 0) {
         this.log.info({ step: t.step, seq: t.seq, microBatches: t.micro.map((m) => m.index) }, 'recovery task: computing micro-batches of a departed worker');
-        computeMs += await this.deliver(t);
+        computeMs += await this.deliver(t, held);
         sequences += t.micro.reduce((n, m) => n + m.examples.length, 0);
       }
     }
@@ -249,17 +258,27 @@ export class WorkerLoop {
     return 'applied';
   }
 
+  /** Reducer j and its slice of the flat vector, for j = 0 (the coordinator) .. K-1. */
+  private exchangeLinks(held: Held): { link: CoordinatorLink; slice: Slice }[] {
+    const links = [this.o.link, ...(this.o.reducers ?? [])];
+    const slices = sliceBounds(held.paramCount, links.length);
+    return links.map((link, j) => ({ link, slice: slices[j]! }));
+  }
+
   /** Computes a train task's micro-batches and uploads their subtree sums; returns the compute time. */
-  private async deliver(task: Train): Promise<number> {
+  private async deliver(task: Train, held: Held): Promise<number> {
     if (task.micro.length === 0) return 0;
     const { partials, stats, computeMs } = await this.o.compute.gradients({ dataset: task.dataset, micro: task.micro, subtrees: task.subtrees, counts: task.counts });
     const perMicro = computeMs / task.micro.length;
     for (const p of partials) {
       const indexed = Array.from({ length: p.range.hi - p.range.lo }, (_, k) => ({ index: p.range.lo + k, stats: stats.get(p.range.lo + k) as MicroStats }));
-      await this.o.link.pushGradient({
+      const header = {
         worker_id: this.o.workerId, step: task.step, phase: task.phase, range: p.range, stats_json: encodeIndexedStats(indexed),
         compute_ms: perMicro * (p.range.hi - p.range.lo),
-      }, p.grad, this.o.config.cluster.chunkBytes, this.feed.stopSeen);
+      };
+      // Slice j to reducer j, all at once.
+      await Promise.all(this.exchangeLinks(held).map(({ link, slice }) =>
+        link.pushGradient(header, p.grad.subarray(slice.lo, slice.hi), this.o.config.cluster.chunkBytes, this.feed.stopSeen)));
     }
     return computeMs;
   }

@@ -29,6 +29,7 @@ import type {
   RunConfigRequest,
   StateHeader,
   StateRequest,
+  StepPlan,
 } from './messages.js';
 import type { RpcTransport } from './service.js';
 import { collectState, type NamedTensor } from './state-payload.js';
@@ -104,6 +105,16 @@ export class CoordinatorClient {
 
   async reportMetrics(req: MetricsRequest, o: CallOptions = {}): Promise<void> {
     await this.rpc.unary('ReportMetrics', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
+  }
+
+  /** Reducers only: prepare to reduce a step (called by the coordinator before it publishes the task). */
+  async openStep(plan: StepPlan, o: CallOptions = {}): Promise<void> {
+    await this.rpc.unary('OpenStep', plan, o.timeoutMs ?? this.timeouts.callTimeoutMs, o.signal);
+  }
+
+  /** Reducers only: hand a departed worker's owed subtrees to `plan.blocks`. */
+  async reassign(plan: StepPlan, o: CallOptions = {}): Promise<void> {
+    await this.rpc.unary('Reassign', plan, o.timeoutMs ?? this.timeouts.callTimeoutMs, o.signal);
   }
 
   /**

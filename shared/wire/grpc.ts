@@ -137,6 +137,8 @@ export function createServer(impl: CoordinatorHandlers, opts: ServerOptions): Co
     ReportChecksum: unary('ReportChecksum', impl.reportChecksum.bind(impl)),
     ReportMetrics: unary('ReportMetrics', impl.reportMetrics.bind(impl)),
     Leave: unary('Leave', impl.leave.bind(impl)),
+    OpenStep: unary('OpenStep', impl.openStep.bind(impl)),
+    Reassign: unary('Reassign', impl.reassign.bind(impl)),
   });
   return {
     startServer: async (host, port) => {

@@ -12,7 +12,7 @@
  */
 
 /** Bumped on any incompatible change to proto/bertfleet.proto. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 export type Empty = Record<string, never>;
 
@@ -52,6 +52,8 @@ export interface RegisterReply {
   needs_state: boolean;
   heartbeat_interval_ms: number;
   membership_version: number;
+  /** With K > 1 reducers: the addresses of reducers 1 .. K-1 (the coordinator is reducer 0). */
+  reducer_addresses: string[];
 }
 
 export interface AssignmentRequest {
@@ -217,4 +219,23 @@ export interface MetricsRequest {
   worker_id: string;
   step: number;
   json: string;
+}
+
+export interface PlanBlock {
+  worker_id: string;
+  subtrees: Range[];
+}
+
+/** What a reducer needs to reduce its slice of one step (OpenStep, Reassign). */
+export interface StepPlan {
+  phase: string;
+  step: number;
+  num_micro_batches: number;
+  blocks: PlanBlock[];
+  slice_lo: number;
+  slice_hi: number;
+  chunk_bytes: number;
+  /** Reassign: the departed worker whose owed subtrees `blocks` take over. */
+  reassigned_from: string;
+  pullers: string[];
 }

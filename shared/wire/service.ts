@@ -14,6 +14,7 @@ import type {
   EvalAck,
   EvalResults,
   GradientChunk,
+  StepPlan,
   HeartbeatReply,
   HeartbeatRequest,
   LeaveReply,
@@ -54,6 +55,8 @@ export interface CoordinatorHandlers {
   reportChecksum(req: ChecksumRequest, ctx: CallContext): Promise<ChecksumReply>;
   reportMetrics(req: MetricsRequest, ctx: CallContext): Promise<Empty>;
   leave(req: LeaveRequest, ctx: CallContext): Promise<LeaveReply>;
+  openStep(req: StepPlan, ctx: CallContext): Promise<Empty>;
+  reassign(req: StepPlan, ctx: CallContext): Promise<Empty>;
 }
 
 /** RPC name in the .proto -> [request, response], by call shape. */
@@ -65,6 +68,8 @@ export interface UnaryMethods {
   PushEvalResults: [EvalResults, EvalAck];
   ReportChecksum: [ChecksumRequest, ChecksumReply];
   ReportMetrics: [MetricsRequest, Empty];
+  OpenStep: [StepPlan, Empty];
+  Reassign: [StepPlan, Empty];
   Leave: [LeaveRequest, LeaveReply];
 }
 export interface ClientStreamMethods {

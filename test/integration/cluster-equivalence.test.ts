@@ -4,7 +4,9 @@
  * split the reduction tree differently), `bertfleet train` and `bertfleet
  * cluster` with 1, 2 and 3 workers end with byte-identical pretrained and
  * finetuned weights, the same metrics and the same per-step log — also when
- * a cluster is interrupted in finetuning and resumed on another worker count.
+ * a cluster is interrupted in finetuning and resumed on another worker count,
+ * and when the gradient is cut into K = 2 or 3 slices over reducer processes
+ * (`--reducers K`; K = 1 is every other case here).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +37,18 @@ describe('bertfleet cluster against bertfleet train', () => {
     it(`ends with the same bytes as train on ${workers} worker${workers > 1 ? 's' : ''}`, async () => {
       await run('cluster', `cluster-${workers}`, ['--workers', String(workers)]);
       expectSameAsTrain(`cluster-${workers}`);
+    });
+  }
+
+  for (const [reducers, workers] of [[2, 3], [3, 2]] as const) {
+    it(`ends with the same bytes as train with --reducers ${reducers} on ${workers} workers`, async () => {
+      const name = `reducers-${reducers}`;
+      const r = await runCli(['cluster', '--workers', String(workers), '--reducers', String(reducers), ...pipelineArgs(join(work, name))], { cwd: work });
+      expect(r.code, r.stderr.slice(-3000)).toBe(0);
+      expect(r.stderr, r.stderr.slice(-3000)).not.toMatch(/"level":50/);
+      expect(r.stderr.match(/"msg":"reducer process started"/g) ?? []).toHaveLength(reducers - 1);
+      expect(r.stderr).toMatch(/"msg":"gradients go to the coordinator and the reducers, one slice each"/);
+      expectSameAsTrain(name);
     });
   }
 

@@ -3,7 +3,8 @@
  * processes started for real (`bertfleet coordinator`, `bertfleet worker`),
  * one fault per run, and each run must end with pretrained and finetuned
  * weights byte-identical to `bertfleet train`'s:
- *   - a worker SIGKILLed mid-step (its micro-batches are recomputed by the others);
+ *   - a worker SIGKILLed mid-step (its micro-batches are recomputed by the others),
+ *     also with the gradient cut over two reducer processes (`--reducers`);
  *   - a worker SIGTERMed (it drains, leaves with reason `drained`, exits 0);
  *   - a worker added mid-phase;
  *   - the coordinator SIGKILLed and started again with `--resume` (workers wait and re-register);
@@ -92,6 +93,24 @@ describe('faults survived with byte-identical weights', () => {
     expect(moved).toMatchObject({ from: 'c' });
     expect(fields(await run.coordinator.waitFor(/"workerId":"c".*"msg":"worker left"/))).toMatchObject({ reason: 'heartbeat_timeout' });
     await finished(run, 'killed');
+  });
+
+  it('survives a worker SIGKILLed mid-step with two reducer processes: they learn the reassignment too', async () => {
+    const ports = [await freePort(), await freePort()];
+    const reducers = ports.map((p) => spawnBertfleet(['reducer', '--listen', `127.0.0.1:${p}`], { cwd: work }));
+    try {
+      await Promise.all(reducers.map((r) => r.waitFor(/"msg":"reducer listening"/, 60_000)));
+      const extra = ['--reducers', ports.map((p) => `127.0.0.1:${p}`).join(',')];
+      const run = await start('killed-reducers', { workers: ['a', 'b', 'c'], extra, env: { c: { BERTFLEET_TEST_DELAY_MS_PER_MICRO_BATCH: '400' } } });
+      await run.coordinator.waitFor(/"step":4,"of":24/, 120_000);
+      run.workers.get('c')!.proc.kill('SIGKILL');
+      expect(fields(await run.coordinator.waitFor(/"msg":"micro-batches reassigned"/, 60_000))).toMatchObject({ from: 'c' });
+      await Promise.all(reducers.map(async (r) => expect(fields(await r.waitFor(/"msg":"micro-batches reassigned"/, 60_000))).toMatchObject({ from: 'c' })));
+      await finished(run, 'killed-reducers');
+    } finally {
+      for (const r of reducers) r.proc.kill('SIGTERM');
+      await Promise.all(reducers.map((r) => r.exited));
+    }
   });
 
   it('drains a worker on SIGTERM: it leaves with reason drained and exits 0, the run goes on', async () => {

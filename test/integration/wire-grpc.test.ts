@@ -52,7 +52,7 @@ class TinyCoordinator implements CoordinatorHandlers {
       const got = req[field as keyof typeof FINGERPRINTS];
       if (got !== expected) throw new ProtocolError(`${field} differs: expected ${expected}, got ${got}`);
     }
-    return { run_id: 'run-1', protocol_version: PROTOCOL_VERSION, current_step: 0, phase: 'pretrain', needs_state: false, heartbeat_interval_ms: 1000, membership_version: 1 };
+    return { run_id: 'run-1', protocol_version: PROTOCOL_VERSION, current_step: 0, phase: 'pretrain', needs_state: false, heartbeat_interval_ms: 1000, membership_version: 1, reducer_addresses: [] };
   }
 
   async getRunConfig() {
@@ -116,6 +116,14 @@ class TinyCoordinator implements CoordinatorHandlers {
 
   async reportMetrics() {
     return {};
+  }
+
+  async openStep(): Promise<never> {
+    throw new ProtocolError('not a reducer');
+  }
+
+  async reassign(): Promise<never> {
+    throw new ProtocolError('not a reducer');
   }
 
   async leave() {

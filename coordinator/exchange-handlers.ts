@@ -1,0 +1,81 @@
+/**
+ * The two gradient calls every reducer serves — the coordinator (reducer 0)
+ * and each reducer process of `--reducers K`: PushGradient sums each chunk of
+ * a partial into its step's StepRound as it lands, and answers once the whole
+ * partial is in; PullReduced streams a step's reduced gradient chunk by chunk,
+ * each as soon as it is final. What differs between the two roles (where the
+ * round comes from, who counts as alive) is the `ExchangeSide` given. Every
+ * upload must be cut at the round's chunk size (the run's cluster.chunkBytes).
+ *
+ * Knows the wire messages, not grpc-js.
+ */
+import { decodeIndexedStats } from '../shared/cluster/stats-json.js';
+import { AlreadyReceivedError, ShapeError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { TrainPhase } from '../shared/training/phase-settings.js';
+import { describeGradient, gradientDataChunk, gradientHeaderChunk, readGradient } from '../shared/wire/gradient-stream.js';
+import type { GradientChunk, GradientHeader, PullRequest, PushAck } from '../shared/wire/messages.js';
+import type { CallContext } from '../shared/wire/service.js';
+import type { ReducedStore } from './reduced-store.js';
+import type { StepRound, Upload } from './step-round.js';
+
+export interface ExchangeSide {
+  log: Logger;
+  reduced: ReducedStore;
+  /** The round an upload belongs to; throws AlreadyReceivedError/ProtocolError saying why not. */
+  roundFor(workerId: string, phase: string, step: number): StepRound;
+  /** Any call from a worker is a sign of life (the coordinator's membership). */
+  touch?(workerId: string): void;
+  /** A whole partial arrived (the coordinator records the worker's speed). */
+  received?(header: GradientHeader): void;
+}
+
+export async function receivePartial(chunks: AsyncIterable<GradientChunk>, side: ExchangeSide): Promise<PushAck> {
+  let who: Record<string, unknown> = {};
+  let round: StepRound | undefined;
+  let upload: Upload | undefined;
+  let header: GradientHeader | undefined;
+  try {
+    const stream = readGradient(chunks, {
+      untilLast: true,
+      accept: (h) => {
+        who = { workerId: h.worker_id, phase: h.phase, step: h.step, range: h.range };
+        side.touch?.(h.worker_id);
+        round = side.roundFor(h.worker_id, h.phase, h.step);
+        round.checkUpload(h.worker_id, h.range);
+        if (h.total_bytes !== round.grad.byteLength) throw new ShapeError(describeGradient(h), `${round.grad.byteLength} bytes`, `${h.total_bytes} bytes`);
+        if (h.chunk_bytes !== round.chunkBytes) {
+          throw new ShapeError(`${describeGradient(h)}: chunk size`, `${round.chunkBytes} bytes (the run's cluster.chunkBytes)`, `${h.chunk_bytes} bytes`);
+        }
+      },
+    });
+    for await (const m of stream) {
+      if (m.header !== undefined) {
+        header = m.header;
+        upload = round!.begin(header.worker_id, header.range, decodeIndexedStats(header.stats_json, `upload of step ${header.step} from ${header.worker_id}`));
+      } else {
+        round!.addChunk(upload!, m.piece.index, m.piece.bytes);
+      }
+    }
+    round!.end(upload!);
+    const h = header!;
+    side.received?.(h);
+    side.log.debug({ ...who, bytes: h.total_bytes }, 'partial sum received');
+    return { step: h.step, range: h.range, received_bytes: h.total_bytes };
+  } catch (err) {
+    if (err instanceof AlreadyReceivedError) side.log.debug({ ...who, err }, 'repeated upload');
+    else side.log.warn({ ...who, err }, 'upload rejected');
+    throw err;
+  }
+}
+
+export async function* serveReduced(req: PullRequest, phase: TrainPhase, ctx: CallContext, side: ExchangeSide): AsyncIterable<GradientChunk> {
+  side.touch?.(req.worker_id);
+  const { source, microBatches } = await side.reduced.get(phase, req.step, ctx.signal);
+  yield gradientHeaderChunk({ worker_id: '', step: req.step, phase, range: { lo: 0, hi: microBatches }, stats_json: '' }, source.grad.byteLength, source.chunkBytes);
+  for (let i = 0; i < source.chunkCount; i++) {
+    await source.whenReady(i, ctx.signal);
+    yield gradientDataChunk(source.chunkBytesOf(i), source.chunkCrc(i));
+  }
+  side.reduced.pulled(phase, req.step, req.worker_id);
+}
