@@ -19,9 +19,10 @@ import type { BertConfig } from '../shared/model/config.js';
 import {
   decodeError, owned, transferList,
   type ApplyResult, type Calls, type CallKind, type EvalArgs, type EvalResult, type GradientsArgs, type GradientsResult,
-  type LoadArgs, type Reply, type Request, type Started, type ThreadOptions,
+  type LoadArgs, type Progress, type Reply, type Request, type Started, type ThreadOptions,
 } from './compute-protocol.js';
 import type { ReplicaCompute } from './compute-port.js';
+import type { ReadyPartial } from './compute.js';
 
 export interface ComputeHostOptions {
   /** The run config from the coordinator. */
@@ -38,6 +39,7 @@ interface Pending {
   kind: CallKind;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
+  onProgress?: (p: Progress) => void;
 }
 
 /** Requests to one thread and its replies, matched by id; the thread's end becomes the error of every pending and later call. */
@@ -49,7 +51,7 @@ class ThreadLink {
   private readonly exited: Promise<void>;
 
   constructor(private readonly thread: Worker) {
-    thread.on('message', (r: Reply) => this.settle(r));
+    thread.on('message', (r: Reply | Progress) => ('partial' in r ? this.progress(r) : this.settle(r)));
     thread.on('error', (err: unknown) => {
       const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       this.fail(new BackendError(`compute thread failed: ${what}`, { cause: err }));
@@ -63,11 +65,11 @@ class ThreadLink {
     });
   }
 
-  call<K extends CallKind>(kind: K, args: Calls[K]['args'], transfer: ArrayBuffer[] = []): Promise<Calls[K]['result']> {
+  call<K extends CallKind>(kind: K, args: Calls[K]['args'], transfer: ArrayBuffer[] = [], onProgress?: (p: Progress) => void): Promise<Calls[K]['result']> {
     if (this.dead !== null) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { kind, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { kind, resolve: resolve as (v: unknown) => void, reject, ...(onProgress !== undefined && { onProgress }) });
       try {
         this.thread.postMessage({ id, kind, args } as Request, transfer);
       } catch (err) {
@@ -81,6 +83,15 @@ class ThreadLink {
     this.closing = true;
     await this.thread.terminate();
     await this.exited;
+  }
+
+  private progress(p: Progress): void {
+    const pending = this.pending.get(p.id);
+    if (pending?.onProgress === undefined) {
+      this.fail(new BackendError(`compute thread sent progress for call ${p.id}, which expects none`));
+      return;
+    }
+    pending.onProgress(p);
   }
 
   private settle(r: Reply): void {
@@ -145,9 +156,16 @@ export class ComputeHost implements ReplicaCompute {
     return this.link.call('load', args, transferList([args.params, args.m, args.v])).then(() => undefined);
   }
 
-  /** Gradients of `micro` pre-summed per subtree (as WorkerCompute.gradients), per-micro-batch stats, and the thread's compute time. */
-  gradients(r: GradientsArgs): Promise<GradientsResult> {
-    return this.link.call('gradients', r);
+  /**
+   * Gradients of `micro` summed per subtree (as WorkerCompute.gradients), each
+   * subtree's sum given to `onPartial` the moment the thread has it (with
+   * `onPartial`, `partials` of the result is empty) or else returned;
+   * per-micro-batch stats and the thread's compute time.
+   */
+  async gradients(r: GradientsArgs, onPartial?: (p: ReadyPartial) => void): Promise<GradientsResult> {
+    const partials: ReadyPartial[] = [];
+    const res = await this.link.call('gradients', r, [], (p) => (onPartial ?? ((x) => partials.push(x)))(p.partial));
+    return { ...res, partials: onPartial === undefined ? partials : [] };
   }
 
   /**

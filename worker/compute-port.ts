@@ -11,7 +11,7 @@ import type { DatasetName } from '../shared/training/batches.js';
 import type { MicroStats } from '../shared/training/gradients.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
 import type { Range } from '../shared/training/tree-sum.js';
-import type { MicroInput, PartialSum } from './compute.js';
+import type { MicroInput, PartialSum, ReadyPartial } from './compute.js';
 
 export interface ReplicaState {
   phase: TrainPhase;
@@ -45,7 +45,8 @@ export interface ChunkEval {
 export interface ReplicaCompute {
   /** Replaces the replica (the arrays may be transferred: do not reuse them). */
   load(s: ReplicaState): Promise<void>;
-  gradients(r: { dataset: DatasetName; micro: MicroInput[]; subtrees: Range[]; counts: GlobalCounts }): Promise<GradientsResult>;
+  /** Subtree sums go to `onPartial` as each completes (then `partials` is empty), or are returned. */
+  gradients(r: { dataset: DatasetName; micro: MicroInput[]; subtrees: Range[]; counts: GlobalCounts }, onPartial?: (p: ReadyPartial) => void): Promise<GradientsResult>;
   apply(grad: Float32Array, step: number, opts: { checksum: boolean }): Promise<ApplyResult>;
   evaluate(r: { dataset: DatasetName; chunks: { index: number; examples: number[] }[] }): Promise<ChunkEval[]>;
   /** Releases the replica. */

@@ -15,6 +15,7 @@ import { BertfleetError } from '../shared/errors.js';
 import type { BertConfig } from '../shared/model/config.js';
 import { fromWireError, toWireError } from '../shared/wire/status-codes.js';
 import type { ApplyResult, ChunkEval, GradientsResult, ReplicaCompute, ReplicaState } from './compute-port.js';
+import type { ReadyPartial } from './compute.js';
 
 /** What the thread is started with (its workerData). */
 export interface ThreadOptions {
@@ -69,6 +70,12 @@ export interface EncodedError {
 }
 
 export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: EncodedError };
+
+/** Sent during a `gradients` call, before its reply: one subtree's sum, complete. */
+export interface Progress {
+  id: number;
+  partial: ReadyPartial;
+}
 
 export function encodeError(err: unknown): EncodedError {
   const wire = toWireError(err);

@@ -21,7 +21,7 @@ import { prepareRun } from '../shared/run-setup.js';
 import { WorkerCompute } from './compute.js';
 import {
   encodeError, owned, transferList,
-  type ApplyArgs, type Calls, type CallKind, type EvalArgs, type GradientsArgs, type LoadArgs, type Reply, type Request, type ThreadOptions,
+  type ApplyArgs, type Calls, type CallKind, type EvalArgs, type GradientsArgs, type LoadArgs, type Progress, type Reply, type Request, type ThreadOptions,
 } from './compute-protocol.js';
 
 interface Loaded {
@@ -97,14 +97,16 @@ function load(a: LoadArgs): Answer<'load'> {
   return { result: null };
 }
 
-function gradients(a: GradientsArgs): Answer<'gradients'> {
+/** Posts each subtree's sum the moment it is complete (transferred), then answers with the stats. */
+function gradients(id: number, a: GradientsArgs): Answer<'gradients'> {
   const { compute } = ready('gradients');
   const h = replica('gradients');
   const t0 = performance.now();
-  const { partials, stats } = compute.gradients(h.replica, a.dataset, a.micro, a.subtrees, a.counts);
-  const computeMs = performance.now() - t0;
-  const out = partials.map((p) => ({ range: p.range, grad: owned(p.grad) }));
-  return { result: { partials: out, stats, computeMs }, transfer: transferList(out.map((p) => p.grad)) };
+  const { stats } = compute.gradients(h.replica, a.dataset, a.micro, a.subtrees, a.counts, (p) => {
+    const partial = { ...p, grad: owned(p.grad) };
+    port.postMessage({ id, partial } satisfies Progress, transferList([partial.grad]));
+  });
+  return { result: { partials: [], stats, computeMs: performance.now() - t0 } };
 }
 
 function apply(a: ApplyArgs): Answer<'apply'> {
@@ -138,7 +140,7 @@ async function handle(req: Request): Promise<Answer<CallKind>> {
   switch (req.kind) {
     case 'start': return start();
     case 'load': return load(req.args);
-    case 'gradients': return gradients(req.args);
+    case 'gradients': return gradients(req.id, req.args);
     case 'apply': return apply(req.args);
     case 'checksum': return { result: replica('checksum').replica.checksum() };
     case 'evaluate': return evaluate(req.args);

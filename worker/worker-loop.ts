@@ -23,10 +23,10 @@ import { encodeIndexedStats, encodeStats } from '../shared/cluster/stats-json.js
 import type { RunConfig } from '../shared/config/run-config.js';
 import { ProtocolError, ReplicaMismatchError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { MicroStats } from '../shared/training/gradients.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
 import type { WorkerTask } from './assignment.js';
 import type { ReplicaCompute } from './compute-port.js';
+import type { ReadyPartial } from './compute.js';
 import type { CoordinatorLink } from './coordinator-link.js';
 import { fetchState } from './fetch-state.js';
 import { TimingWindow } from './step-timings.js';
@@ -265,21 +265,25 @@ export class WorkerLoop {
     return links.map((link, j) => ({ link, slice: slices[j]! }));
   }
 
-  /** Computes a train task's micro-batches and uploads their subtree sums; returns the compute time. */
+  /**
+   * Computes a train task's micro-batches and uploads each subtree's sum the
+   * moment it is complete, while the next ones compute; returns the compute time.
+   */
   private async deliver(task: Train, held: Held): Promise<number> {
     if (task.micro.length === 0) return 0;
-    const { partials, stats, computeMs } = await this.o.compute.gradients({ dataset: task.dataset, micro: task.micro, subtrees: task.subtrees, counts: task.counts });
-    const perMicro = computeMs / task.micro.length;
-    for (const p of partials) {
-      const indexed = Array.from({ length: p.range.hi - p.range.lo }, (_, k) => ({ index: p.range.lo + k, stats: stats.get(p.range.lo + k) as MicroStats }));
+    const uploads: Promise<unknown>[] = [];
+    const upload = (p: ReadyPartial): void => {
       const header = {
-        worker_id: this.o.workerId, step: task.step, phase: task.phase, range: p.range, stats_json: encodeIndexedStats(indexed),
-        compute_ms: perMicro * (p.range.hi - p.range.lo),
+        worker_id: this.o.workerId, step: task.step, phase: task.phase, range: p.range, stats_json: encodeIndexedStats(p.stats), compute_ms: p.computeMs,
       };
       // Slice j to reducer j, all at once.
-      await Promise.all(this.exchangeLinks(held).map(({ link, slice }) =>
+      const sent = Promise.all(this.exchangeLinks(held).map(({ link, slice }) =>
         link.pushGradient(header, p.grad.subarray(slice.lo, slice.hi), this.o.config.cluster.chunkBytes, this.feed.stopSeen)));
-    }
+      sent.catch(() => undefined); // awaited below, with the others
+      uploads.push(sent);
+    };
+    const { computeMs } = await this.o.compute.gradients({ dataset: task.dataset, micro: task.micro, subtrees: task.subtrees, counts: task.counts }, upload);
+    await Promise.all(uploads);
     return computeMs;
   }
 

@@ -25,8 +25,9 @@ import { FlatLayout } from '../../shared/training/flat.js';
 import { initParams } from '../../shared/training/init.js';
 import { phaseSpecs, updateSettings } from '../../shared/training/phase-settings.js';
 import { Replica } from '../../shared/training/replica.js';
-import type { Range } from '../../shared/training/tree-sum.js';
-import { WorkerCompute, type MicroInput } from '../../worker/compute.js';
+import { microBatchGradient } from '../../shared/training/gradients.js';
+import { treeSum, type Range } from '../../shared/training/tree-sum.js';
+import { WorkerCompute, type MicroInput, type ReadyPartial } from '../../worker/compute.js';
 import { ComputeHost } from '../../worker/compute-host.js';
 import { PIPELINE_FIXTURES } from '../helpers/pipeline.js';
 
@@ -102,9 +103,20 @@ describe('ComputeHost', () => {
         const { micro, counts } = pretrainStep(config, data, step);
         const subtrees = trees[step]!;
         const want = compute.gradients(ref, 'pretrain', micro, subtrees, counts);
-        const got = await host.gradients({ dataset: 'pretrain', micro, subtrees, counts });
-        expect(got.partials.map((p) => p.range)).toEqual(subtrees);
-        got.partials.forEach((p, k) => expect(bytes(p.grad).equals(bytes(want.partials[k]!.grad)), `step ${step} subtree ${k}`).toBe(true));
+        // Independently: each micro-batch's gradient, then treeSum per subtree.
+        const batch = sourceOf(data.datasets, 'pretrain');
+        const leaves = new Map(micro.map((m) => [m.index, microBatchGradient(bert, ref.layout, ref.paramTensors(), batch.batch(m.examples), counts, m.dropoutSeed).grad]));
+        want.partials.forEach((p, k) => expect(bytes(p.grad).equals(bytes(treeSum(subtrees[k]!, (i) => leaves.get(i)!))), `in-place sum of subtree ${k}`).toBe(true));
+        // In the thread, each subtree's sum is handed over the moment it is complete.
+        const streamed: ReadyPartial[] = [];
+        const got = await host.gradients({ dataset: 'pretrain', micro, subtrees, counts }, (p) => streamed.push(p));
+        expect(got.partials).toEqual([]);
+        expect(streamed.map((p) => p.range)).toEqual(subtrees);
+        streamed.forEach((p, k) => {
+          expect(bytes(p.grad).equals(bytes(want.partials[k]!.grad)), `step ${step} subtree ${k}`).toBe(true);
+          expect(p.stats.map((x) => x.index)).toEqual(Array.from({ length: p.range.hi - p.range.lo }, (_, i) => p.range.lo + i));
+          expect(p.computeMs).toBeGreaterThan(0);
+        });
         expect(got.stats).toEqual(want.stats);
         expect(got.computeMs).toBeGreaterThan(0);
 
