@@ -186,6 +186,12 @@ export class ComputeHost implements ReplicaCompute {
     return this.link.call('evaluate', r);
   }
 
+  /** Hands a gradient buffer from `gradients` back to the thread for reuse (transferred: do not use it afterwards). */
+  recycle(grad: Float32Array): void {
+    const g = owned(grad);
+    this.link.call('recycle', { grad: g }, transferList([g])).catch(() => undefined); // a dead thread reports itself on the next call
+  }
+
   /** Releases the replica (its tensors). */
   drop(): Promise<void> {
     return this.link.call('drop', {}).then(() => undefined);

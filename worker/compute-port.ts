@@ -49,6 +49,8 @@ export interface ReplicaCompute {
   gradients(r: { dataset: DatasetName; micro: MicroInput[]; subtrees: Range[]; counts: GlobalCounts }, onPartial?: (p: ReadyPartial) => void): Promise<GradientsResult>;
   apply(grad: Float32Array, step: number, opts: { checksum: boolean }): Promise<ApplyResult>;
   evaluate(r: { dataset: DatasetName; chunks: { index: number; examples: number[] }[] }): Promise<ChunkEval[]>;
+  /** Optional: takes back a gradient buffer from `gradients` for reuse (the caller must not use it afterwards). */
+  recycle?(grad: Float32Array): void;
   /** Releases the replica. */
   drop(): Promise<void>;
 }

@@ -55,6 +55,7 @@ export interface Calls {
   checksum: { args: Record<string, never>; result: string };
   evaluate: { args: EvalArgs; result: EvalResult };
   drop: { args: Record<string, never>; result: null };
+  recycle: { args: { grad: Float32Array }; result: null };
 }
 
 export type CallKind = keyof Calls;

@@ -145,6 +145,7 @@ async function handle(req: Request): Promise<Answer<CallKind>> {
     case 'checksum': return { result: replica('checksum').replica.checksum() };
     case 'evaluate': return evaluate(req.args);
     case 'drop': return drop();
+    case 'recycle': return (ready('recycle').compute.recycle(req.args.grad), { result: null });
     default: throw new ProtocolError(`compute thread: expected a known call, got ${JSON.stringify((req as { kind?: unknown }).kind)}`);
   }
 }

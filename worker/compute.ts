@@ -36,7 +36,7 @@ const fmt = (r: Range): string => `[${r.lo}, ${r.hi})`;
  * while its sibling's sum waits, the two are added (left + right, into the
  * left buffer) and the result goes up. Returns the sum of `top` once complete, else null.
  */
-function climb(top: Range, node: Range, sum: Float32Array, waiting: Map<string, Float32Array>): Float32Array | null {
+function climb(top: Range, node: Range, sum: Float32Array, waiting: Map<string, Float32Array>, free: (b: Float32Array) => void): Float32Array | null {
   let n = node;
   let g = sum;
   while (n.lo !== top.lo || n.hi !== top.hi) {
@@ -52,6 +52,7 @@ function climb(top: Range, node: Range, sum: Float32Array, waiting: Map<string, 
     waiting.delete(`${sibling.lo}:${sibling.hi}`);
     const [left, right] = isLeft ? [g, other] : [other, g];
     addInto(left, right);
+    free(right);
     n = parent;
     g = left;
   }
@@ -71,10 +72,18 @@ function parentWithin(r: Range, top: Range): Range {
 }
 
 export class WorkerCompute {
+  /** Spare gradient buffers (one gradient each), reused instead of allocating 4P bytes per micro-batch. */
+  private spare: Float32Array[] = [];
+
   constructor(
     readonly bert: BertConfig,
     readonly data: RunDatasets,
   ) {}
+
+  /** Takes back a gradient buffer from `gradients` (an emitted or returned sum, after use). Keeps at most 4. */
+  recycle(buf: Float32Array): void {
+    if (this.spare.length < 4 && (this.spare.length === 0 || this.spare[0]!.length === buf.length)) this.spare.push(buf);
+  }
 
   /**
    * Gradients of `micro` (whose indices must cover each of `subtrees` exactly),
@@ -110,10 +119,11 @@ export class WorkerCompute {
       for (let i = range.lo; i < range.hi; i++) {
         const m = byIndex.get(i)!;
         const t0 = performance.now();
-        const r = microBatchGradient(this.bert, replica.layout, params, source.batch(m.examples), counts, m.dropoutSeed);
+        const spare = this.spare.pop();
+        const r = microBatchGradient(this.bert, replica.layout, params, source.batch(m.examples), counts, m.dropoutSeed, spare?.length === replica.layout.total ? spare : undefined);
         ms += performance.now() - t0;
         stats.set(i, r.stats);
-        const sum = climb(range, { lo: i, hi: i + 1 }, r.grad, waiting);
+        const sum = climb(range, { lo: i, hi: i + 1 }, r.grad, waiting, (b) => this.recycle(b));
         if (sum === null) continue;
         const partial = { range, grad: sum };
         if (emit === undefined) partials.push(partial);

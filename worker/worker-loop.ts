@@ -279,8 +279,10 @@ export class WorkerLoop {
       // Slice j to reducer j, all at once.
       const sent = Promise.all(this.exchangeLinks(held).map(({ link, slice }) =>
         link.pushGradient(header, p.grad.subarray(slice.lo, slice.hi), this.o.config.cluster.chunkBytes, this.feed.stopSeen)));
-      sent.catch(() => undefined); // awaited below, with the others
-      uploads.push(sent);
+      // Once sent (grpc-js has copied it into its frames), the buffer goes back to the compute thread.
+      const done = sent.then(() => this.o.compute.recycle?.(p.grad));
+      done.catch(() => undefined); // awaited below, with the others
+      uploads.push(done);
     };
     const { computeMs } = await this.o.compute.gradients({ dataset: task.dataset, micro: task.micro, subtrees: task.subtrees, counts: task.counts }, upload);
     await Promise.all(uploads);

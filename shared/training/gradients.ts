@@ -49,7 +49,10 @@ export function microBatchGradient(
   batch: BatchArrays,
   counts: GlobalCounts,
   dropoutSeed: number,
+  /** Write the gradient here (every element is overwritten) instead of into a fresh array. */
+  into?: Float32Array,
 ): MicroResult {
+  if (into !== undefined && into.length !== layout.total) throw new RangeError(`gradient buffer of ${into.length} floats, expected ${layout.total}`);
   const names = layout.specs.map((s) => s.name);
   const xs = names.map((n) => params[n]!);
   let kept: tf.Tensor[] = [];
@@ -64,7 +67,7 @@ export function microBatchGradient(
       return out.loss;
     })(xs),
   );
-  const grad = new Float32Array(layout.total);
+  const grad = into ?? new Float32Array(layout.total);
   grads.forEach((g, i) => grad.set(g.dataSync() as Float32Array, layout.offsets[i]!));
   tf.dispose(grads);
   const stats = readStats(batch, kept, masked);
