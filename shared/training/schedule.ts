@@ -1,7 +1,10 @@
 /**
  * The learning rate of a step: linear warmup over `warmupSteps`, then linear
- * decay to zero at `totalSteps`, as google-research/bert's optimization.py
- * (polynomial decay with power 1 after a linear warmup). Steps count from 0;
+ * decay to zero at `totalSteps`, measured from the end of the warmup:
+ * peak * (total - t) / (total - warmup), as Hugging Face's
+ * get_linear_schedule_with_warmup. (google-research/bert's optimization.py
+ * decays over all steps from step 0, peak * (1 - t / total), and lets the
+ * warmup override it; the two differ after the warmup.) Steps count from 0;
  * step t of the warmup uses (t + 1) / warmup so the first step is not wasted.
  */
 export interface Schedule {

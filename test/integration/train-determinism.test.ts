@@ -60,7 +60,9 @@ describe('bertfleet train: determinism and resume', () => {
       expect(existsSync(join(dir, f)), f).toBe(true);
     }
     const metrics = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
+    // A rate in [0, 1] (NaN fails both).
     expect(metrics.pretraining.mlmAccuracy).toBeGreaterThanOrEqual(0);
+    expect(metrics.pretraining.mlmAccuracy).toBeLessThanOrEqual(1);
     expect(metrics.finetuning.test.confusionMatrix).toHaveLength(2);
     expect(metrics.finetuning.test.perClass.map((c: { label: string }) => c.label)).toEqual(['negative', 'positive']);
     const steps = readFileSync(join(dir, 'steps.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
