@@ -16,6 +16,21 @@ export type RngState = string;
 
 const TWO_POW_32 = 0x1_0000_0000;
 
+/**
+ * A generator for (run seed, 32-bit label hash) that uses every bit of both:
+ * the seed's low `lowBits` bits times 2^32 plus the hash make the 52/53-bit
+ * seed, and the seed's remaining high bits pick the stream, so two runs whose
+ * seeds differ never share a generator, whatever the difference. (Seeds
+ * below 2^lowBits get the generators they always had: stream 0.)
+ */
+export function rngFor(runSeed: number, labelHash: number, lowBits: 20 | 21): Rng {
+  if (!Number.isInteger(runSeed) || runSeed < 0 || runSeed >= 2 ** 31) {
+    throw new ConfigError([`seed must be an integer in [0, 2^31 - 1], got ${runSeed}`]);
+  }
+  const low = runSeed % 2 ** lowBits;
+  return new Rng(low * 2 ** 32 + (labelHash >>> 0), (runSeed - low) / 2 ** lowBits);
+}
+
 export class Rng {
   private s0: number;
   private s1: number;

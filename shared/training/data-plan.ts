@@ -5,7 +5,7 @@
  * are seeded permutations laid end to end (as DistributedSampler's seed+epoch,
  * but owned by the coordinator and never strided by rank).
  */
-import { Rng } from '../data/rng.js';
+import { rngFor } from '../data/rng.js';
 import { ConfigError } from '../errors.js';
 
 export interface PlanSpec {
@@ -55,7 +55,7 @@ export class DataPlan {
     if (epoch !== this.cachedEpoch) {
       const perm = new Uint32Array(this.spec.numExamples);
       for (let i = 0; i < perm.length; i++) perm[i] = i;
-      new Rng((this.spec.seed % 0x200000) * 0x100000000 + (hash32(`${this.spec.stream}:${epoch}`) >>> 0)).shuffle(perm);
+      rngFor(this.spec.seed, hash32(`${this.spec.stream}:${epoch}`), 21).shuffle(perm);
       this.cachedEpoch = epoch;
       this.cachedPerm = perm;
     }

@@ -5,7 +5,7 @@
  * zero. Every parameter draws from its own stream (seed, parameter index), so
  * adding a head does not change the encoder's initial values.
  */
-import { Rng } from '../data/rng.js';
+import { rngFor, type Rng } from '../data/rng.js';
 import type { BertConfig } from '../model/config.js';
 import { numElements, type ParamSpec } from '../model/params.js';
 
@@ -33,14 +33,14 @@ export function initParams(c: BertConfig, specs: readonly ParamSpec[], seed: num
     if (s.init === 'ones') out.set(s.name, new Float32Array(n).fill(1));
     else if (s.init === 'zeros') out.set(s.name, new Float32Array(n));
     // The stream depends on the name, not the position, so heads can be added freely.
-    else out.set(s.name, truncatedNormal(new Rng(streamSeed(seed, s.name)), n, c.initializer_range));
+    else out.set(s.name, truncatedNormal(rngFor(seed, nameHash(s.name), 20), n, c.initializer_range));
   });
   return out;
 }
 
-/** A 52-bit stream seed from (seed, name): FNV-1a over the name, mixed with the seed. */
-export function streamSeed(seed: number, name: string): number {
+/** FNV-1a of a parameter name: with the whole run seed, it picks the name's generator (rngFor). */
+export function nameHash(name: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
-  return (seed % 0x100000) * 0x100000000 + h;
+  return h;
 }

@@ -14,6 +14,12 @@ import { clipByGlobalNorm } from '../../shared/training/clip.js';
 import { DataPlan } from '../../shared/training/data-plan.js';
 import { classificationMetrics, confusionMatrix } from '../../shared/training/metrics.js';
 import { learningRate } from '../../shared/training/schedule.js';
+import { initParams } from '../../shared/training/init.js';
+import { presetConfig } from '../../shared/model/config.js';
+import type { ParamSpec } from '../../shared/model/params.js';
+
+const TINY_BERT = presetConfig('tiny');
+const SPEC: ParamSpec = { name: 'w', shape: [64], decay: true, init: 'normal' };
 
 const selected = selectVectorKernels('auto'); // the native kernels where the addon is built
 const S = { beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01 };
@@ -104,6 +110,19 @@ describe('data plan', () => {
     expect(a.examples(0, 0)).toEqual(b.examples(0, 0));
     expect(a.examples(7, 1)).toEqual(late);
     expect(new DataPlan({ ...spec, stream: 'finetune' }).examples(0, 0)).not.toEqual(a.examples(0, 0));
+  });
+});
+
+describe('the whole seed', () => {
+  it('decides the data order and the initial weights: seeds 2^20 and 2^21 apart (and 1 apart) all differ', () => {
+    const order = (seed: number): number[] => new DataPlan({ stream: 'pretrain', seed, numExamples: 1000, globalBatch: 8, microBatch: 8 }).examples(0, 0);
+    const weights = (seed: number): number[] => [...initParams(TINY_BERT, [SPEC], seed).get('w')!.subarray(0, 8)];
+    for (const [a, b] of [[5, 5 + 2 ** 21], [5, 5 + 2 ** 20], [5, 6], [0, 2 ** 31 - 1]] as const) {
+      expect(order(a), `data order, seeds ${a} and ${b}`).not.toEqual(order(b));
+      expect(weights(a), `initial weights, seeds ${a} and ${b}`).not.toEqual(weights(b));
+    }
+    expect(order(5)).toEqual(order(5));
+    expect(() => order(2 ** 31)).toThrow(/seed must be an integer in \[0, 2\^31 - 1\], got 2147483648/);
   });
 });
 
