@@ -2,8 +2,8 @@
  * Fresh parameter values, deterministic from a seed: truncated normal with
  * standard deviation `initializer_range` (cut at two standard deviations, as
  * google-research/bert's `create_initializer`), LayerNorm weights one, biases
- * zero. Every parameter draws from its own stream (seed, parameter index), so
- * adding a head does not change the encoder's initial values.
+ * zero. Every parameter draws from its own stream (whole seed, hash of the
+ * parameter's name), so adding a head does not change the encoder's initial values.
  */
 import { rngFor, type Rng } from '../data/rng.js';
 import type { BertConfig } from '../model/config.js';
