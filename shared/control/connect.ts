@@ -8,14 +8,57 @@
  * caller retries (run-control.ts, lease.ts), and status listeners hear of each
  * disconnect and reconnect so watches re-open (run-state-watch.ts).
  *
+ * Authentication: `credentialsFile` names a JSON file (mode 0600, written by
+ * nats-auth.ts or by hand) holding a role's nkey seed and reply-inbox prefix;
+ * secrets never come on a command line. A server that refuses the
+ * credentials is a ConfigError at once, not retried. `tls` adds TLS with a
+ * client certificate. Credentials inside a server URL (`nats://u:p@host`) are
+ * redacted from every log line and error.
+ *
  * shared/control is the only importer of `nats`; callers hold a
  * ControlConnection and pass it to run-state.ts and subjects.ts. Knows nothing
  * of subjects, buckets or the run.
  */
-import { connect, type NatsConnection, type Status } from 'nats';
-import { UnreachableError } from '../errors.js';
+import { connect, nkeyAuthenticator, type ConnectionOptions, type NatsConnection, type Status } from 'nats';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError, UnreachableError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { checkPrivateFile } from '../security/private-files.js';
 import { retryWithBackoff } from '../wire/backoff.js';
+
+/** A credentials file: one role's nkey seed and the inbox prefix its permissions allow. */
+export const NatsCredentialsSchema = z.strictObject({
+  role: z.string().min(1),
+  nkey_seed: z.string().regex(/^SU[A-Z2-7]{56}$/, 'must be an nkey user seed (SU followed by 56 base32 characters)'),
+  inbox_prefix: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be one subject token of [A-Za-z0-9_-]'),
+});
+export type NatsCredentialsFile = z.infer<typeof NatsCredentialsSchema>;
+
+/** Reads and checks a credentials file; ConfigError naming the file and every problem. */
+export function readNatsCredentials(file: string): NatsCredentialsFile {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`nats credentials file ${file}: cannot read it: ${(err as Error).message}`], { cause: err });
+  }
+  checkPrivateFile(file, 'nats credentials file');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError([`nats credentials file ${file}: expected JSON {role, nkey_seed, inbox_prefix}, got text that does not parse`], { cause: err });
+  }
+  const parsed = NatsCredentialsSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `nats credentials file ${file}: ${i.path.join('.') || '(root)'} ${i.message}`));
+  return parsed.data;
+}
+
+/** `nats://user:pass@host:4222` → `nats://***@host:4222`, wherever such a URL appears in `text`. */
+export function redactServerUrl(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s"]*@/gi, '$1***@');
+}
 
 export interface ControlConnectOptions {
   /** `nats://host:port`, one or several. */
@@ -36,6 +79,10 @@ export interface ControlConnectOptions {
   reconnectTimeWaitMs?: number;
   /** Ping the server this often; 3 unanswered pings count as a lost connection (a host gone without closing it). */
   pingIntervalMs?: number;
+  /** A credentials file (readNatsCredentials); absent: connect without credentials. */
+  credentialsFile?: string;
+  /** TLS to nats-server: the CA to trust and this client's certificate and key (PEM). */
+  tls?: { ca: string | Buffer; cert: string | Buffer; key: string | Buffer };
 }
 
 /** A connection lifecycle change, as nats.js reports it. */
@@ -54,6 +101,7 @@ export class ControlConnection {
   /** @internal Only shared/control touches the nats connection itself. */
   constructor(
     readonly nc: NatsConnection,
+    /** As shown in logs: credentials in a URL are redacted. */
     readonly servers: readonly string[],
     private readonly log: Logger,
   ) {
@@ -118,26 +166,59 @@ export class ControlConnection {
 function toControlStatus(s: Status): ControlStatus {
   const known = ['disconnect', 'reconnect', 'reconnecting', 'error', 'ldm', 'update'] as const;
   const type = (known as readonly string[]).includes(s.type) ? (s.type as ControlStatus['type']) : 'other';
-  return { type, detail: typeof s.data === 'object' ? JSON.stringify(s.data) : String(s.data) };
+  return { type, detail: redactServerUrl(typeof s.data === 'object' ? JSON.stringify(s.data) : String(s.data)) };
 }
 
-/** Connects to NATS, retrying with backoff; UnreachableError names the servers. */
+function isAuthRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'AUTHORIZATION_VIOLATION' || code === 'AUTHENTICATION_EXPIRED' || code === 'AUTHENTICATION_TIMEOUT';
+}
+
+function authOptions(opts: ControlConnectOptions): { options: Partial<ConnectionOptions>; as: string } {
+  const options: Partial<ConnectionOptions> = {};
+  let as = 'no credentials';
+  if (opts.credentialsFile !== undefined) {
+    const creds = readNatsCredentials(opts.credentialsFile);
+    options.authenticator = nkeyAuthenticator(new TextEncoder().encode(creds.nkey_seed));
+    options.inboxPrefix = creds.inbox_prefix;
+    as = `role ${creds.role} (credentials file ${opts.credentialsFile})`;
+  }
+  if (opts.tls !== undefined) options.tls = { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key } as ConnectionOptions['tls'];
+  return { options, as };
+}
+
+/**
+ * Connects to NATS, retrying with backoff; UnreachableError names the
+ * servers. A refusal of the credentials is a ConfigError at once.
+ */
 export async function connectControl(opts: ControlConnectOptions): Promise<ControlConnection> {
   const servers = typeof opts.servers === 'string' ? [opts.servers] : [...opts.servers];
-  const log = opts.log.child({ component: 'nats', servers });
+  const shown = servers.map(redactServerUrl);
+  const log = opts.log.child({ component: 'nats', servers: shown });
   const connectTimeoutMs = opts.connectTimeoutMs ?? 2_000;
+  const auth = authOptions(opts);
+  let refused: unknown = null;
   const nc = await retryWithBackoff(
-    () =>
-      connect({
-        servers,
-        ...(opts.name !== undefined && { name: opts.name }),
-        timeout: connectTimeoutMs,
-        reconnect: true,
-        maxReconnectAttempts: -1,
-        reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1_000,
-        pingInterval: opts.pingIntervalMs ?? 10_000,
-        maxPingOut: 3,
-      }),
+    async () => {
+      try {
+        return await connect({
+          servers,
+          ...(opts.name !== undefined && { name: opts.name }),
+          ...auth.options,
+          timeout: connectTimeoutMs,
+          reconnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: opts.reconnectTimeWaitMs ?? 1_000,
+          pingInterval: opts.pingIntervalMs ?? 10_000,
+          maxPingOut: 3,
+        });
+      } catch (err) {
+        // Wrong credentials do not get better by waiting: end the retries (null) and throw below.
+        if (!isAuthRefusal(err)) throw err;
+        refused = err;
+        return null;
+      }
+    },
     {
       initialDelayMs: opts.initialDelayMs ?? 200,
       maxDelayMs: opts.maxDelayMs ?? 5_000,
@@ -146,12 +227,15 @@ export async function connectControl(opts: ControlConnectOptions): Promise<Contr
       onRetry: ({ attempts, delayMs, lastError }) => log.warn({ attempts, delayMs, err: lastError }, 'nats not reachable yet; retrying'),
       onExhausted: ({ attempts, elapsedMs, lastError }) =>
         new UnreachableError(
-          `nats-server at ${servers.join(', ')} unreachable: no connection after ${attempts} attempts in ${elapsedMs} ms ` +
+          `nats-server at ${shown.join(', ')} unreachable: no connection after ${attempts} attempts in ${elapsedMs} ms ` +
             `(connectTimeoutMs ${connectTimeoutMs})`,
           { cause: lastError },
         ),
     },
   );
-  log.info('connected to nats');
-  return new ControlConnection(nc, servers, log);
+  if (nc === null) {
+    throw new ConfigError([`nats-server at ${shown.join(', ')} refused to authenticate ${auth.as}: ${(refused as Error).message}`], { cause: refused });
+  }
+  log.info({ as: auth.as, tls: opts.tls !== undefined }, 'connected to nats');
+  return new ControlConnection(nc, shown, log);
 }

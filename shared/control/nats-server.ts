@@ -9,6 +9,9 @@
  * its parent is killed). `launchNatsServer` hands out the process before it
  * is ready, for a supervisor (shared/process/supervisor.ts) to watch.
  *
+ * With `configFile` it runs a generated config (users, permissions, TLS:
+ * nats-auth.ts); without, it accepts anyone (tests, `--insecure`).
+ *
  * Knows nothing of bertfleet's subjects or run state, nor of the environment:
  * the caller passes the PATH to search if it wants one searched.
  */
@@ -38,6 +41,11 @@ export interface NatsServerOptions {
   detached?: boolean;
   /** SIGTERM it when this process dies, even by SIGKILL (via setpriv, when installed). */
   dieWithParent?: boolean;
+  /**
+   * A config file (`nats-server -c`), e.g. nats-auth.ts's users, permissions
+   * and TLS. The flags for store, host and port still apply and win over it.
+   */
+  configFile?: string;
   log: Logger;
 }
 
@@ -81,14 +89,14 @@ export function launchNatsServer(opts: NatsServerOptions): { child: ChildProcess
   const host = opts.host ?? '127.0.0.1';
   const portArg = opts.port === undefined || opts.port === 0 ? '-1' : String(opts.port);
   const log = opts.log.child({ component: 'nats-server' });
-  const args = ['-js', '-sd', opts.storeDir, '-a', host, '-p', portArg];
+  const args = [...(opts.configFile !== undefined ? ['-c', opts.configFile] : []), '-js', '-sd', opts.storeDir, '-a', host, '-p', portArg];
   const cmd = opts.dieWithParent === true ? withParentDeathSignal(binary, args, { ...(opts.searchPath !== undefined && { searchPath: opts.searchPath }) }) : { command: binary, args };
   const child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached === true });
   const exited = exitOf(child);
   const ready = waitUntilReady(child, opts.readyTimeoutMs ?? 10_000).then(
     (port): NatsServerHandle => {
       const pid = child.pid!;
-      log.info({ pid, host, port, storeDir: opts.storeDir }, 'nats-server ready');
+      log.info({ pid, host, port, storeDir: opts.storeDir, configFile: opts.configFile ?? null }, 'nats-server ready');
       return {
         url: `nats://${host}:${port}`, host, port, pid, storeDir: opts.storeDir, exited,
         stop: async ({ graceMs = 5_000 } = {}) => {
