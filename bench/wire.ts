@@ -53,6 +53,7 @@ function benchCoordinator(): CoordinatorHandlers {
     nextAssignment: async () => unused(),
     heartbeat: async () => unused(),
     reportChecksum: async () => unused(),
+    reportAudit: async () => unused(),
     reportMetrics: async () => ({}),
     leave: async () => ({ reassigned: 0 }),
     openStep: async () => unused(),

@@ -19,7 +19,7 @@ import { createStepProgress } from './progress.js';
 import { defaultOutputDir } from './run-flags.js';
 import { prepareRun } from './run-setup.js';
 import { formatSummary } from './summary.js';
-import { resolveRunConfig } from './train.js';
+import { logResumeChanges, resolveRun } from './train.js';
 
 export interface PreparedRun {
   config: RunConfig;
@@ -42,9 +42,10 @@ export async function prepareCoordinator(values: Record<string, unknown>, servic
   // --resume auto: resume the run the folder holds, or start one in a folder that holds none.
   const auto = values['resume'] === 'auto';
   const resume = auto ? existsSync(outputs.configFile) : values['resume'] === true;
-  const config = resolveRunConfig({ ...values, resume }, outputs);
+  const { config, changed } = resolveRun({ ...values, resume }, outputs);
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   const log = createRootLogger({ service, level: logLevel, fd: 2 });
+  logResumeChanges(log, changed);
   if (auto) log.info({ output: outputs.dir, resume }, resume ? 'resume auto: the folder holds a run; resuming it' : 'resume auto: no run in the folder; starting one');
   const progress = values['no-progress'] !== true;
   const backend = await startBackend({ name: config.backend, blasThreads: config.blasThreads }, log);

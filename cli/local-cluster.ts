@@ -14,6 +14,7 @@
  * nats-server — so the coordinator's last run-state writes and its lease
  * release always find nats-server up.
  */
+import { RUN_STOPPED_EXIT } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { launchNatsServer, type NatsServerHandle } from '../shared/control/nats-server.js';
 import { exitStatus } from '../shared/process/kill-with-grace.js';
@@ -167,8 +168,9 @@ export class LocalCluster {
     ];
     this.coordinator = new Supervisor({
       name: 'coordinator', log: this.o.log, restartLimit: RESTART_LIMIT,
-      // A non-zero exit we did not ask for (stops are never restarted), or death by a signal we did not send.
-      restartOn: (exit) => exit.code !== 0,
+      // A non-zero exit we did not ask for (stops are never restarted), or death by a signal we did not send;
+      // not a run stopped for good (the non-finite guard): a resume would stop the same way.
+      restartOn: (exit) => exit.code !== 0 && exit.code !== RUN_STOPPED_EXIT,
       launch: (attempt) => launchCoordinator(args(attempt), { host, port }, this.o.env),
       onReady: (child, attempt) => {
         this.log.info({ pid: child.pid, address, attempt }, 'coordinator process started');

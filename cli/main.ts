@@ -3,7 +3,7 @@
  * entry point, so it alone (with the subcommand modules) reads argv and the
  * environment, installs signal handlers and builds the root logger.
  */
-import { describeError } from '../shared/errors.js';
+import { describeError, RUN_STOPPED_EXIT, stopsRunForGood } from '../shared/errors.js';
 import { UsageError } from './args.js';
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
@@ -46,6 +46,6 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`bertfleet: ${describeError(err)}\n`);
-    process.exitCode = err instanceof UsageError ? 2 : 1;
+    process.exitCode = err instanceof UsageError ? 2 : stopsRunForGood(err) ? RUN_STOPPED_EXIT : 1;
   },
 );

@@ -1,10 +1,11 @@
 /**
  * Flags shared by `bertfleet train` and `bertfleet cluster`, mapped onto the run
  * config: a `--config FILE` (JSON, any run-config key) first, then the flags on
- * top. Everything is validated here, before anything is created on disk.
+ * top. `givenSettings` keeps only what was given (cli/train.ts validates it and,
+ * on --resume, compares it with the saved config), before anything is created on disk.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mergeConfig, parseRunConfig, type RunConfig } from '../shared/config/run-config.js';
+import { mergeConfig } from '../shared/config/run-config.js';
 import { InputError } from '../shared/errors.js';
 import { intFlag, type Options } from './args.js';
 import { BACKEND_HELP, backendOptions } from './backend-flags.js';
@@ -15,6 +16,7 @@ export const runOptions: Options = {
   model: { type: 'string' },
   'pretrain-steps': { type: 'string' },
   'finetune-steps': { type: 'string' },
+  'class-weights': { type: 'string' },
   'global-batch': { type: 'string' },
   'micro-batch': { type: 'string' },
   'init-from': { type: 'string' },
@@ -35,6 +37,8 @@ export const RUN_HELP = `  --output DIR          where the run goes (default run
   --model NAME|FILE     preset tiny | mini | small | base, or a config.json (default tiny)
   --pretrain-steps N    pretraining steps (default 200)
   --finetune-steps N    finetuning steps (default 300)
+  --class-weights MODE  none | balanced: weigh the finetuning loss by n / (k * n_class) from
+                        the training split, for imbalanced classes (default none)
   --global-batch N      sequences per step, both phases (default 32)
   --micro-batch N       sequences per micro-batch; must divide the global batch (default 16)
   --init-from DIR       finetune this Hugging Face checkpoint, skipping pretraining
@@ -44,7 +48,8 @@ export const RUN_HELP = `  --output DIR          where the run goes (default run
                         UCI sentiment sentences)
   --vocab FILE          a vocab.txt (default: bert-base-uncased)
   --config FILE         JSON with any run-config key (see README); flags override it
-  --resume              continue the run in --output from its latest trainer state
+  --resume              continue the run in --output from its latest valid trainer state;
+                        a setting given that decides the bits and differs from the run's is refused
 ${BACKEND_HELP}
   --log-level LEVEL     pino level (default info); logs are JSON lines on stderr
   --no-progress         no progress bar`;
@@ -60,7 +65,14 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
 }
 
-export function runConfigFromFlags(values: Record<string, unknown>): RunConfig {
+/** The settings the user gave (a `--config` file, then flags on top), unvalidated; absent flags are undefined. */
+export interface GivenSettings {
+  given: Record<string, unknown>;
+  /** Where they came from, for error messages. */
+  source: string;
+}
+
+export function givenSettings(values: Record<string, unknown>): GivenSettings {
   const file = typeof values['config'] === 'string' ? readConfigFile(values['config']) : undefined;
   const globalBatch = intFlag(values, 'global-batch', { min: 1 });
   const microBatch = intFlag(values, 'micro-batch', { min: 1 });
@@ -73,10 +85,11 @@ export function runConfigFromFlags(values: Record<string, unknown>): RunConfig {
     blasThreads: intFlag(values, 'blas-threads', { min: 1 }),
     data: { corpus: values['corpus'], classification: values['classification'], vocab: values['vocab'] },
     pretrain: phase(intFlag(values, 'pretrain-steps', { min: 0 })),
-    finetune: phase(intFlag(values, 'finetune-steps', { min: 0 })),
+    finetune: { ...phase(intFlag(values, 'finetune-steps', { min: 0 })), classWeights: values['class-weights'] },
   };
-  return parseRunConfig(mergeConfig(file, flags), file ? `--config ${String(values['config'])} and flags` : 'flags');
+  return { given: mergeConfig(file, flags), source: file ? `--config ${String(values['config'])} and flags` : 'flags' };
 }
+
 
 export function defaultOutputDir(): string {
   const stamp = new Date().toISOString().replace(/[:T]/g, '-').replace(/\..*$/, '');

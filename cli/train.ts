@@ -6,14 +6,18 @@
  */
 import { RunOutputs } from '../coordinator/outputs.js';
 import { runPipeline } from '../coordinator/run-loop.js';
+import {
+  compareForResume, describeDifference, RESUME_CHANGES_BITS, RESUME_MAY_CHANGE, resumedConfigInput, type ResumeDifference,
+} from '../shared/config/resume-policy.js';
 import { parseRunConfig, type RunConfig } from '../shared/config/run-config.js';
-import { createRootLogger } from '../shared/log.js';
+import { InputError } from '../shared/errors.js';
+import { createRootLogger, type Logger } from '../shared/log.js';
 import { WorkerCompute } from '../worker/compute.js';
 import { parseFlags } from './args.js';
 import { startBackend } from './backend-flags.js';
 import { LocalExecutor } from './local-executor.js';
 import { createStepProgress } from './progress.js';
-import { RUN_HELP, defaultOutputDir, runConfigFromFlags, runOptions } from './run-flags.js';
+import { RUN_HELP, defaultOutputDir, givenSettings, runOptions } from './run-flags.js';
 import { prepareRun } from './run-setup.js';
 import { formatSummary } from './summary.js';
 
@@ -25,23 +29,60 @@ Union + Moby-Dick + Brown corpus, UCI sentiment sentences).
 
 ${RUN_HELP}`;
 
-/** Flags, or on --resume the run's own saved config (flags may not change it). */
-export function resolveRunConfig(values: Record<string, unknown>, outputs: RunOutputs): RunConfig {
+export interface ResolvedRun {
+  config: RunConfig;
+  /** On resume: the given settings that replace saved ones (shared/config/resume-policy.ts allows them). */
+  changed: ResumeDifference[];
+}
+
+/**
+ * The run config: from the flags for a new run; on --resume the run's own saved
+ * config, compared key by key with what the user gave (flags and --config, only
+ * what was given). A setting that decides the bits and differs refuses the
+ * resume, listing every such key, before anything is written; the settings
+ * that may change on resume take the given value.
+ */
+export function resolveRun(values: Record<string, unknown>, outputs: RunOutputs): ResolvedRun {
   const resume = values['resume'] === true;
   outputs.check(resume);
-  if (!resume) return runConfigFromFlags(values);
+  const { given, source } = givenSettings(values);
+  const fromFlags = parseRunConfig(given, source);
+  if (!resume) return { config: fromFlags, changed: [] };
   const saved = parseRunConfig(outputs.savedRunConfig(), outputs.configFile);
-  const fromFlags = runConfigFromFlags(values);
-  // Backend and thread settings may change on resume; the rest is checked by the run key.
-  return parseRunConfig({ ...saved, backend: values['backend'] ? fromFlags.backend : saved.backend, blasThreads: values['blas-threads'] ? fromFlags.blasThreads : saved.blasThreads });
+  const { refused, changed } = compareForResume(saved, given, fromFlags);
+  if (refused.length > 0) {
+    throw new InputError(
+      `--resume: the run in ${outputs.dir} was started with other settings, and these decide its bits:\n` +
+        refused.map((d) => `  - ${describeDifference(d)}\n`).join('') +
+        `resume without these settings (the run's own, in ${outputs.configFile}, are used), or start a new run in another --output. ` +
+        `Settings that may change on resume: ${RESUME_MAY_CHANGE.join(', ')} (nothing was changed)`,
+    );
+  }
+  return { config: parseRunConfig(resumedConfigInput(saved, changed), `${outputs.configFile} with the settings given on resume`), changed };
+}
+
+export function resolveRunConfig(values: Record<string, unknown>, outputs: RunOutputs): RunConfig {
+  return resolveRun(values, outputs).config;
+}
+
+/** Logs each setting a resume changed; a warning for those that can change the bits from here on. */
+export function logResumeChanges(log: Logger, changed: readonly ResumeDifference[]): void {
+  for (const d of changed) {
+    if (RESUME_CHANGES_BITS.includes(d.key)) {
+      log.warn({ key: d.key, saved: d.saved, given: d.given }, 'resuming with another backend setting: the steps from here on may differ in their last bits from an uninterrupted run');
+    } else {
+      log.info({ key: d.key, saved: d.saved, given: d.given }, 'resuming with a changed setting');
+    }
+  }
 }
 
 export async function run(argv: string[]): Promise<number> {
   const values = parseFlags(argv, runOptions, HELP);
   if (!values) return 0;
   const outputs = new RunOutputs((values['output'] as string | undefined) ?? defaultOutputDir());
-  const config = resolveRunConfig(values, outputs);
+  const { config, changed } = resolveRun(values, outputs);
   const log = createRootLogger({ service: 'train', level: (values['log-level'] as string) ?? 'info', fd: 2 });
+  logResumeChanges(log, changed);
   const progress = values['no-progress'] !== true;
   const backend = await startBackend({ name: config.backend, blasThreads: config.blasThreads }, log);
   const { bert, data } = await prepareRun(config, log, progress);
@@ -49,7 +90,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!resume) outputs.create(config);
   log.info({ output: outputs.dir, backend: backend.name, model: config.model, seed: config.seed }, 'run started');
   const bar = createStepProgress(progress);
-  const executor = new LocalExecutor(new WorkerCompute(bert, data.datasets));
+  const executor = new LocalExecutor(new WorkerCompute(bert, data.datasets, { classWeights: config.finetune.classWeights }));
   try {
     const { metrics } = await runPipeline({
       config, bert, data: data.datasets, executor, outputs, log, resume,

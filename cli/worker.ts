@@ -10,6 +10,7 @@
 import { hostname } from 'node:os';
 import { createRootLogger, type Logger } from '../shared/log.js';
 import { ComputeHost } from '../worker/compute-host.js';
+import type { FaultInjection } from '../worker/compute-protocol.js';
 import { runWorker } from '../worker/main.js';
 import { parseFlags, UsageError } from './args.js';
 import { BACKEND_NAMES, backendChoice, backendOptions } from './backend-flags.js';
@@ -18,6 +19,20 @@ import { parentPidFrom, watchParent } from './signals.js';
 
 /** Test hook (fault-injection tests, the soak): makes this worker a straggler. */
 const DELAY_ENV = 'BERTFLEET_TEST_DELAY_MS_PER_MICRO_BATCH';
+
+/**
+ * Test hook (the gradient audit's test): `audit-flip` makes this worker flip
+ * one bit of every audit gradient it computes, as a faulty core would, so the
+ * coordinator's audit must stop the run. Read here only.
+ */
+const FAULT_ENV = 'BERTFLEET_TEST_FAULT_INJECT';
+
+function testFault(): FaultInjection {
+  const raw = process.env[FAULT_ENV];
+  if (raw === undefined || raw === '' || raw === 'none') return 'none';
+  if (raw !== 'audit-flip') throw new UsageError(`${FAULT_ENV} must be audit-flip or none, got "${raw}"`);
+  return raw;
+}
 
 function testDelayMs(): number {
   const raw = process.env[DELAY_ENV];
@@ -32,7 +47,8 @@ const HELP = `usage: bertfleet worker --coordinator HOST:PORT [options]
 
 Joins a coordinator and computes its share of each training step and evaluation.
 The model, data and run settings come from the coordinator; the backend must
-match the coordinator's (same backend, same OpenBLAS threads).
+match the coordinator's (same backend, same OpenBLAS threads and core, same C
+library and CPU features).
 
   --coordinator HOST:PORT  the coordinator's gRPC address
   --nats URL               nats://HOST:PORT of the control plane (run state, phases)
@@ -111,6 +127,7 @@ export async function run(argv: string[]): Promise<number> {
   const workerId = (values['worker-id'] as string | undefined) ?? `${hostname()}-${process.pid}`;
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   const delayMs = testDelayMs();
+  const faultInject = testFault();
   const log = createRootLogger({ service: 'worker', level: logLevel, fd: 2, bindings: { workerId } });
   const signals = workerSignals(log, parentPidFrom(process.env));
   try {
@@ -125,7 +142,7 @@ export async function run(argv: string[]): Promise<number> {
         // Backend, model, data and replica live in a thread of their own: this thread only talks (heartbeats, gRPC).
         const host = await ComputeHost.start({
           config, backend: backendChoice(values, { backend: config.backend, blasThreads: config.blasThreads }),
-          logLevel, logBindings: { service: 'worker', workerId }, delayMsPerMicroBatch: delayMs,
+          logLevel, logBindings: { service: 'worker', workerId }, delayMsPerMicroBatch: delayMs, faultInject,
         });
         return { compute: host, fingerprints: host.fingerprints, close: () => host.close() };
       },

@@ -1,7 +1,8 @@
 /**
  * A task as one worker sees it: the Assignment message with only that
  * worker's share (its micro-batches and the subtrees it uploads, or its eval
- * chunks). Workers outside the task's partition get the task with no work: for
+ * chunks), and, for the two workers of the step's gradient audit, the
+ * audited micro-batch. Workers outside the task's partition get the task with no work: for
  * a training step they still pull and apply the reduced gradient; a recovery
  * task without work for them is theirs to skip.
  *
@@ -22,6 +23,7 @@ const EMPTY: Omit<Assignment, 'run_id' | 'kind' | 'seq' | 'membership_version'> 
   eval_chunks: [],
   stop_reason: '',
   recovery: false,
+  audit: null,
 };
 
 /** Indices covered by `ranges`, in order. */
@@ -40,10 +42,13 @@ export function assignmentFor(task: Task | null, workerId: string, runId: string
     const eval_chunks = mine.map((index) => ({ index, examples: [...task.chunks[index]!] }));
     return { ...base, kind: 'eval', phase: task.phase, step: task.step, dataset: task.dataset, eval_chunks, recovery: task.recovery };
   }
-  const micro_batches = mine.map((i) => {
+  const wire = (i: number): Assignment['micro_batches'][number] => {
     const m = task.microBatches[i]!;
     return { index: m.index, examples: [...m.examples], dropout_seed: m.dropoutSeed };
-  });
+  };
+  const micro_batches = mine.map(wire);
+  const a = task.audit;
+  const audit = a !== undefined && !task.recovery && (a.owner === workerId || a.auditor === workerId) ? wire(a.index) : null;
   return {
     ...base,
     kind: 'train',
@@ -60,5 +65,6 @@ export function assignmentFor(task: Task | null, workerId: string, runId: string
       has_masked_tokens: task.counts.maskedTokens !== undefined,
     },
     recovery: task.recovery,
+    audit,
   };
 }

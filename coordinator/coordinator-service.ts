@@ -17,6 +17,8 @@ import {
   PROTOCOL_VERSION,
   type Assignment,
   type AssignmentRequest,
+  type AuditReply,
+  type AuditReport,
   type ChecksumReply,
   type ChecksumRequest,
   type Empty,
@@ -172,6 +174,16 @@ export class CoordinatorService implements CoordinatorHandlers {
     const r = this.ex.checksums.report(req.worker_id, phase, req.step, req.checksum);
     this.log.debug({ workerId: req.worker_id, phase, step: req.step, match: r.match, compared: r.reference !== '' }, 'checksum reported');
     return { match: r.match, reference_checksum: r.reference };
+  }
+
+  /** A digest of an audited micro-batch; compared with the other worker's when both are in (audit-book.ts). */
+  async reportAudit(req: AuditReport): Promise<AuditReply> {
+    this.touch(req.worker_id);
+    const phase = trainPhase(req.phase, `ReportAudit from ${req.worker_id}`);
+    const digest = { sha256: req.sha256, tensors: req.tensors.map((t) => ({ name: t.name, crc32: t.crc32 })), statsJson: req.stats_json, fingerprint: req.fingerprint };
+    const outcome = this.ex.audits.report(req.worker_id, phase, req.step, req.micro_batch, digest);
+    this.log.debug({ workerId: req.worker_id, phase, step: req.step, microBatch: req.micro_batch, outcome }, 'audit digest reported');
+    return { outcome };
   }
 
   async leave(req: LeaveRequest): Promise<LeaveReply> {

@@ -10,6 +10,13 @@
  * own update, so the workers never wait for it. Evaluations are spread the
  * same way.
  *
+ * Every `cluster.auditEverySteps` steps one micro-batch is also computed by a
+ * second worker (audit-plan.ts) and the two gradients' digests are compared
+ * as they arrive (audit-book.ts), off the step's path: a difference fails the
+ * run with a GradientAuditError. Before an evaluation the executor waits (up
+ * to cluster.heartbeatTimeoutMs) for the audits still out, so a phase's last
+ * audits are compared before its results are reported.
+ *
  * Membership changes never end the run: a worker that leaves (drained,
  * silent, restarted) has what it still owed handed to the live workers in a
  * recovery task, so the step completes with the same bits; with no live
@@ -29,6 +36,8 @@ import type { Logger } from '../shared/log.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
 import type { Range } from '../shared/training/tree-sum.js';
 import { Waiters } from '../shared/async/waiters.js';
+import { AuditBook } from './audit-book.js';
+import { auditDue, planAudit, type AuditPlan } from './audit-plan.js';
 import { ChecksumBook } from './checksum-book.js';
 import { EvalCollection } from './eval-collection.js';
 import type { EvalOutcome, EvalWork, PhaseSetup, StepExecutor, StepOutcome, StepWork } from './executor.js';
@@ -108,6 +117,7 @@ export class DistributedExecutor implements StepExecutor {
   readonly tasks = new TaskLog();
   readonly reduced = new ReducedStore();
   readonly checksums: ChecksumBook;
+  readonly audits: AuditBook;
   readonly speeds: WorkerSpeeds;
   readonly runConfigJson: string;
   private readonly snapshots: StateSnapshots;
@@ -136,6 +146,7 @@ export class DistributedExecutor implements StepExecutor {
     this.runConfigJson = JSON.stringify(opts.config);
     this.snapshots = new StateSnapshots(opts.runId);
     this.checksums = new ChecksumBook((err) => this.fail(err));
+    this.audits = new AuditBook({ log: opts.log, onMismatch: (err) => this.fail(err) });
     this.speeds = new WorkerSpeeds({ log: opts.log });
     this.pool = new ChunkPool(opts.config.cluster.chunkBytes / 4);
     this.remotes = opts.reducers ?? [];
@@ -223,12 +234,12 @@ export class DistributedExecutor implements StepExecutor {
     }
     this.throwIfFailed();
     // The run loop clips its gradient in place; the round's stays as served (a late joiner may pull it).
-    if (this.remotes.length === 0) return { grad: out.grad.slice(), stats: out.stats };
+    if (this.remotes.length === 0) return { grad: out.grad.slice(), stats: out.stats, faults: out.faults };
     const grad = new Float32Array(this.paramCount());
     grad.set(out.grad, slot.slices[0]!.lo);
     await Promise.all(this.remotes.map((r, j) => r.pull(work.phase, work.step, grad.subarray(slot.slices[j + 1]!.lo, slot.slices[j + 1]!.hi))));
     this.throwIfFailed();
-    return { grad, stats: out.stats };
+    return { grad, stats: out.stats, faults: out.faults };
   }
 
   /**
@@ -244,9 +255,11 @@ export class DistributedExecutor implements StepExecutor {
     const round = new StepRound(work.phase, work.step, M, blocks, slices[0]!.hi - slices[0]!.lo, this.pool);
     // The reducers know the step before any worker can upload to them.
     await Promise.all(this.remotes.map((r, j) => r.openStep(this.plan(work.phase, work.step, M, blocks, slices[j + 1]!, '', [...pullers, COORDINATOR_PULLER]))));
+    const audit = this.auditOf(work, M, blocks, ids);
     const task = this.tasks.push<TrainTask>({
       kind: 'train', phase: work.phase, step: work.step, dataset: work.dataset, microBatchSize: work.microBatches[0]?.examples.length ?? 0,
       microBatches: work.microBatches, counts: work.counts, blocks, membershipVersion: this.membership.version, recovery: false,
+      ...(audit !== null && { audit }),
     });
     const slot: StepSlot = { round, tasks: [task], slices };
     this.slots = [...this.slots.filter((s) => !s.round.complete || stepOrder(s.round.phase, s.round.step) >= this.lastReduced), slot].slice(-3);
@@ -254,6 +267,22 @@ export class DistributedExecutor implements StepExecutor {
     // A worker may have left since `ids` was read: hand its share over at once.
     for (const b of blocks) if (this.membership.get(b.workerId)?.status === 'left') void this.recover(b.workerId);
     return slot;
+  }
+
+  /**
+   * The step's gradient audit when one is due and two workers are live (the
+   * book expects it from now on). Auditors that hold a replica already are
+   * preferred: one still joining may fetch a state past this step and never
+   * compute it (its audit is then dropped).
+   */
+  private auditOf(work: StepWork, M: number, blocks: readonly Block[], ids: readonly string[]): AuditPlan | null {
+    if (!auditDue(this.opts.config.cluster.auditEverySteps, work.step)) return null;
+    const live = ids.filter((id) => this.membership.get(id)?.status !== 'left');
+    const training = live.filter((id) => this.membership.get(id)?.status === 'training');
+    const audit = planAudit(work.step, M, blocks, training) ?? planAudit(work.step, M, blocks, live);
+    if (audit === null) this.audits.skipped(work.phase, work.step);
+    else this.audits.expect(work.phase, work.step, audit);
+    return audit;
   }
 
   private plan(phase: TrainPhase, step: number, M: number, blocks: readonly Block[], slice: Slice, from: string, pullers: string[]): StepPlan {
@@ -282,6 +311,9 @@ export class DistributedExecutor implements StepExecutor {
     if (this.view === null || this.view.phase !== work.phase) {
       throw new BertfleetError(`evaluation of ${work.dataset} on the ${work.phase} replica, but the current phase is ${this.view?.phase ?? 'none'}`);
     }
+    // The phase's last audits are compared before its results count (a worker that left drops its own).
+    await this.audits.settled(this.opts.config.cluster.heartbeatTimeoutMs);
+    this.throwIfFailed();
     if (work.chunks.length === 0) return { stats: [], predictions: [] };
     const ids = await this.liveIds();
     const blocks = partition(work.chunks.length, ids, { weights: this.speeds.weights(ids) });
@@ -373,6 +405,7 @@ export class DistributedExecutor implements StepExecutor {
   // ------------------------------------------------------------ internals
 
   private onLeft(member: Member): void {
+    this.audits.drop(member.id, `left (${member.leftReason ?? 'unknown'})`);
     this.reduced.forget(member.id);
     this.speeds.forget(member.id);
     void this.recover(member.id);

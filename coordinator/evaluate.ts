@@ -1,17 +1,22 @@
 /**
  * Evaluation: the held-out pretraining set (MLM accuracy, perplexity, NSP
- * accuracy) and a classification split (accuracy, per-class and macro
- * precision/recall/F1, confusion matrix). Chunks are fixed by index, so the
- * figures do not depend on who computed them.
+ * accuracy) and a classification split (accuracy beside the majority-class
+ * baseline, per-class and macro precision/recall/F1, confusion matrix, and a
+ * warning when every prediction is one class). Chunks are fixed by index, so
+ * the figures do not depend on who computed them.
  */
+import type { Logger } from '../shared/log.js';
 import { sourceOf, type ClassifyArrays, type DatasetName, type RunDatasets } from '../shared/training/batches.js';
+import { labelCounts } from '../shared/training/class-weights.js';
 import {
   classificationMetrics,
+  collapsedPrediction,
   confusionMatrix,
   pretrainMetrics,
+  splitMetrics,
   sumStats,
-  type ClassificationMetrics,
   type PretrainMetrics,
+  type SplitMetrics,
 } from '../shared/training/metrics.js';
 import type { StepExecutor, TrainPhase } from './executor.js';
 
@@ -30,12 +35,22 @@ export async function evaluatePretraining(executor: StepExecutor, data: RunDatas
   return pretrainMetrics(sumStats(out.stats));
 }
 
+/** What to tell a user whose model predicts one class only. */
+export const COLLAPSE_ADVICE =
+  'set finetune.classWeights to "balanced" (--class-weights balanced), finetune for more steps, or lower finetune.peakLr';
+
+/**
+ * The metrics of a classification split. The majority baseline is the
+ * training split's most frequent label, scored on this split. With `log`, a
+ * split whose predictions are all one class (while it has several) is warned about.
+ */
 export async function evaluateClassification(
   executor: StepExecutor,
   data: RunDatasets,
   dataset: DatasetName,
-  phase: TrainPhase = 'finetune',
-): Promise<ClassificationMetrics> {
+  opts: { phase?: TrainPhase; log?: Logger } = {},
+): Promise<SplitMetrics> {
+  const phase = opts.phase ?? 'finetune';
   const source = sourceOf(data, dataset);
   const chunks = chunksOf(source.size);
   const out = await executor.evaluate({ phase, dataset, chunks });
@@ -47,5 +62,12 @@ export async function evaluateClassification(
     predictions.push(...out.predictions[i]!);
   });
   const s = sumStats(out.stats);
-  return classificationMetrics(confusionMatrix(labels, predictions, data.labels.length), data.labels, s.lossSum);
+  const base = classificationMetrics(confusionMatrix(labels, predictions, data.labels.length), data.labels, s.lossSum);
+  const trainCounts = labelCounts(sourceOf(data, 'classify-train'), data.labels.length);
+  const collapsed = collapsedPrediction(base.confusionMatrix);
+  if (collapsed !== null) {
+    const fields = { split: dataset.replace(/^classify-/, ''), label: data.labels[collapsed.label], share: collapsed.share, advice: COLLAPSE_ADVICE };
+    opts.log?.warn(fields, 'predictions collapsed to one class');
+  }
+  return splitMetrics(base, data.labels, trainCounts);
 }

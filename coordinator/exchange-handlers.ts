@@ -6,6 +6,9 @@
  * each as soon as it is final. What differs between the two roles (where the
  * round comes from, who counts as alive) is the `ExchangeSide` given. Every
  * upload must be cut at the round's chunk size (the run's cluster.chunkBytes).
+ * A partial holding NaN or ±Infinity is still summed (every replica skips the
+ * step on the reduced bytes) and logged here with the worker and its
+ * micro-batches, the one place that knows both on every reducer.
  *
  * Knows the wire messages, not grpc-js.
  */
@@ -59,6 +62,8 @@ export async function receivePartial(chunks: AsyncIterable<GradientChunk>, side:
     }
     round!.end(upload!);
     const h = header!;
+    const fault = upload!.fault;
+    if (fault !== undefined) side.log.warn({ ...who, flatIndex: fault.flatIndex, value: String(fault.value) }, 'non-finite partial sum received');
     side.received?.(h);
     side.log.debug({ ...who, bytes: h.total_bytes }, 'partial sum received');
     return { step: h.step, range: h.range, received_bytes: h.total_bytes };

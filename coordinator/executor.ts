@@ -9,6 +9,7 @@ import type { GlobalCounts } from '../shared/model/losses.js';
 import type { ParamSpec } from '../shared/model/params.js';
 import type { DatasetName } from '../shared/training/batches.js';
 import type { MicroStats } from '../shared/training/gradients.js';
+import type { PartialFault } from '../shared/training/non-finite.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
 import type { Replica, UpdateSettings } from '../shared/training/replica.js';
 
@@ -43,6 +44,8 @@ export interface StepOutcome {
   grad: Float32Array;
   /** By micro-batch index. */
   stats: MicroStats[];
+  /** Uploaded partial sums seen holding NaN or ±Infinity (first value of each): who sent what, for the non-finite guard. */
+  faults?: PartialFault[];
 }
 
 export interface EvalWork {

@@ -59,6 +59,7 @@ export class ReducerService implements CoordinatorHandlers {
   pushEvalResults = refuse('PushEvalResults');
   fetchState = refuse('FetchState') as unknown as CoordinatorHandlers['fetchState'];
   reportChecksum = refuse('ReportChecksum');
+  reportAudit = refuse('ReportAudit');
   reportMetrics = refuse('ReportMetrics');
   leave = refuse('Leave');
 }

@@ -44,7 +44,7 @@ export class Reducer {
       this.rounds = [];
       this.lastPhase = phase;
     }
-    const round = new StepRound(phase, plan.step, plan.num_micro_batches, blocksOf(plan), floats, this.pool);
+    const round = new StepRound(phase, plan.step, plan.num_micro_batches, blocksOf(plan), floats, this.pool, plan.slice_lo);
     this.rounds = [...this.rounds, round].slice(-KEEP_ROUNDS);
     this.reduced.put(phase, plan.step, plan.num_micro_batches, round, plan.pullers);
     this.log.debug({ phase, step: plan.step, slice: [plan.slice_lo, plan.slice_hi] }, 'step opened');

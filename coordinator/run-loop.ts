@@ -5,20 +5,23 @@
  */
 import { createHash } from 'node:crypto';
 import { loadHfCheckpoint, saveHfCheckpoint, selectParams } from '../shared/checkpoint/hf-checkpoint.js';
-import { loadLatestTrainerState, type TrainerStateData } from '../shared/checkpoint/trainer-state.js';
+import { loadResumeState, type TrainerStateData } from '../shared/checkpoint/trainer-state.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { CheckpointError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { architectureOf, type BertConfig } from '../shared/model/config.js';
 import type { ParamSpec } from '../shared/model/params.js';
 import type { RunDatasets } from '../shared/training/batches.js';
+import { classWeightsReport } from '../shared/training/class-weights.js';
 import { initParams } from '../shared/training/init.js';
+import { assertFinite } from '../shared/training/non-finite.js';
 import type { PretrainMetrics } from '../shared/training/metrics.js';
 import { phaseSpecs, updateSettings } from '../shared/training/phase-settings.js';
 import { Replica } from '../shared/training/replica.js';
 import { evaluateClassification, evaluatePretraining } from './evaluate.js';
 import type { StepExecutor, TrainPhase } from './executor.js';
 import type { RunOutputs } from './outputs.js';
+import { countSkippedSteps } from './skipped-steps.js';
 import { trainPhase, type PhaseContext } from './train-phase.js';
 
 export interface RunInputs {
@@ -44,7 +47,9 @@ export interface RunResult {
 /** What must match for a resume: everything that changes the numbers. */
 export function runKey(config: RunConfig, bert: BertConfig, dataFingerprint: string): string {
   const { seed, initFrom, data, pretrain, finetune, optimizer } = config;
-  const key = JSON.stringify({ seed, initFrom, data: { ...data, cacheDir: undefined }, pretrain, finetune, optimizer, bert: architectureOf(bert), dataFingerprint });
+  // classWeights "none" is left out, so runs from before the setting existed keep their key.
+  const ft = finetune.classWeights === 'none' ? { ...finetune, classWeights: undefined } : finetune;
+  const key = JSON.stringify({ seed, initFrom, data: { ...data, cacheDir: undefined }, pretrain, finetune: ft, optimizer, bert: architectureOf(bert), dataFingerprint });
   return createHash('sha256').update(key).digest('hex').slice(0, 16);
 }
 
@@ -74,11 +79,14 @@ function finetuneStart(inp: RunInputs, specs: ParamSpec[], pretrained: Replica |
 export async function runPipeline(inp: RunInputs): Promise<RunResult> {
   const { config, bert, data, outputs, log } = inp;
   const key = runKey(config, bert, data.fingerprint);
+  // Before any training, so a class with no training example stops a "balanced" run at once.
+  const classWeights = classWeightsReport(config.finetune.classWeights, data);
+  if (classWeights.weights !== null) log.info({ ...classWeights }, 'finetuning loss weighted by class');
   const preSpecs = phaseSpecs(bert, 'pretrain', data.labels.length);
   const ftSpecs = finetuneSpecs(bert, data);
-  const resumed = inp.resume
-    ? loadLatestTrainerState(outputs.state, (m) => (m.phase === 'pretrain' ? preSpecs : ftSpecs))
-    : null;
+  // Verified against its checksums; a damaged latest state falls back to the previous one (trainer-state.ts).
+  const resumePoint = inp.resume ? loadResumeState(outputs.state, (m) => (m.phase === 'pretrain' ? preSpecs : ftSpecs), log) : null;
+  const resumed = resumePoint?.state ?? null;
   if (resumed && resumed.meta.runKey !== key) {
     throw new CheckpointError(`--resume: the trainer state in ${outputs.state} belongs to run ${resumed.meta.runKey}, but these settings make run ${key}; resume with the same config`);
   }
@@ -88,9 +96,12 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
     await inp.onPhase?.('done', config.finetune.steps);
     return { metrics: outputs.readMetrics() };
   }
-  if (resumed) {
-    log.info({ phase: resumed.meta.phase, step: resumed.meta.step }, 'resuming');
-    outputs.trimStepsFrom(resumed.meta.phase, resumed.meta.step);
+  if (inp.resume) {
+    // With no state yet (stopped before the first checkpoint) every step is recomputed, so no step line stays.
+    const from = resumed?.meta ?? { phase: 'pretrain', step: 0 };
+    log.info({ dir: resumePoint?.dir ?? null, phase: from.phase, step: from.step }, resumed ? 'resuming' : 'resuming: no trainer state yet, starting at step 0');
+    const { tornLine } = outputs.trimStepsFrom(from.phase, from.step);
+    if (tornLine !== null) log.warn({ file: outputs.stepsFile, line: tornLine.slice(0, 200) }, 'dropped the torn last line of the step log (the process died writing it)');
   }
   const ctx = (extra: Record<string, unknown>): PhaseContext => ({
     config, data, executor: inp.executor, outputs, log, runKey: key, extra,
@@ -109,6 +120,7 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
     await trainPhase(ctx({}), { phase: 'pretrain', specs: preSpecs, dataset: 'pretrain', replica, startStep, update: updateSettings(config, 'pretrain') });
     pretrainMetricsResult = await evaluatePretraining(inp.executor, data);
     log.info({ ...pretrainMetricsResult }, 'pretraining evaluated');
+    assertFinite(outputs.pretrained, replica.params, replica.layout);
     saveHfCheckpoint(outputs.pretrained, { config: bert, specs: preSpecs, values: replica.values() });
     pretrained = replica;
   }
@@ -120,16 +132,18 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
   await inp.onPhase?.('finetune', startStep);
   const extra = pretrainMetricsResult ? { pretrain: pretrainMetricsResult } : {};
   await trainPhase(ctx(extra), { phase: 'finetune', specs: ftSpecs, dataset: 'classify-train', replica, startStep, update: updateSettings(config, 'finetune') });
+  assertFinite(outputs.finetuned, replica.params, replica.layout);
   saveHfCheckpoint(outputs.finetuned, { config: bert, specs: ftSpecs, values: replica.values(), labels: data.labels });
 
   await inp.onPhase?.('evaluate', config.finetune.steps);
-  const validation = await evaluateClassification(inp.executor, data, 'classify-validation');
-  const test = await evaluateClassification(inp.executor, data, 'classify-test');
+  const validation = await evaluateClassification(inp.executor, data, 'classify-validation', { log });
+  const test = await evaluateClassification(inp.executor, data, 'classify-test', { log });
   const metrics: Record<string, unknown> = {
     pretraining: pretrainMetricsResult ?? { skipped: `initialised from ${config.initFrom}` },
-    finetuning: { validation, test },
+    finetuning: { classWeights, validation, test },
     labels: data.labels,
     seed: config.seed,
+    skippedSteps: countSkippedSteps(outputs.stepsFile),
   };
   outputs.writeMetrics(metrics);
   replica.releaseTensors();

@@ -13,6 +13,7 @@ import { Waiters } from '../shared/async/waiters.js';
 import type { GlobalCounts } from '../shared/model/losses.js';
 import type { DatasetName } from '../shared/training/batches.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
+import type { AuditPlan } from './audit-plan.js';
 import type { MicroBatchWork } from './executor.js';
 import type { Block } from './partition.js';
 
@@ -30,6 +31,8 @@ export interface TrainTask {
   membershipVersion: number;
   /** A recovery task: `blocks` hand over micro-batches of a step already sent, which a departed worker owed. */
   recovery: boolean;
+  /** The step's gradient audit (first task only; recovery tasks do not repeat it). */
+  audit?: AuditPlan;
 }
 
 export interface EvalTask {

@@ -3,13 +3,23 @@
  * data plan, have the executor compute the reduced gradient, apply the update
  * to the coordinator's replica, log and record the step, write trainer state
  * every N steps. Knows nothing of how gradients are computed.
+ *
+ * The non-finite guard's run side: a step whose reduced gradient held NaN or
+ * ±Infinity was applied by no replica (replica.ts); with the run config's
+ * nonFinite 'stop' the run stops here with NonFiniteGradientError, with
+ * 'skip' it goes on — the step counts as done (the data plan and schedule
+ * move on) and its steps.jsonl line says `skipped: true` and why. No trainer
+ * state is written with a non-finite weight (`assertFinite`).
  */
 import type { Logger } from '../shared/log.js';
 import type { RunConfig } from '../shared/config/run-config.js';
-import { saveTrainerState } from '../shared/checkpoint/trainer-state.js';
+import { saveTrainerState, STATE_FORMAT } from '../shared/checkpoint/trainer-state.js';
+import { describeNonFiniteGradient, NonFiniteGradientError, type NonFiniteGradientDetails } from '../shared/errors.js';
 import { maskedTokenCount, sourceOf, type PretrainArrays, type RunDatasets } from '../shared/training/batches.js';
 import { DataPlan, dropoutSeed } from '../shared/training/data-plan.js';
 import { sumStats } from '../shared/training/metrics.js';
+import { assertFinite, locate, type PartialFault } from '../shared/training/non-finite.js';
+import type { UpdateResult } from '../shared/training/replica.js';
 import type { PhaseSetup, StepExecutor, StepWork } from './executor.js';
 import type { RunOutputs } from './outputs.js';
 
@@ -77,8 +87,10 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
   let windowSeqs = 0;
   let saved = setup.startStep;
   const save = (completed: number): void => {
+    assertFinite(`trainer state of ${setup.phase} step ${completed}`, replica.params, replica.layout);
+    ctx.outputs.syncSteps();
     const dir = saveTrainerState(ctx.outputs.state, setup.specs, replica.layout.offsets, {
-      meta: { format: 'bertfleet-trainer-state/1', runKey: ctx.runKey, phase: setup.phase, step: completed, extra: ctx.extra },
+      meta: { format: STATE_FORMAT, runKey: ctx.runKey, phase: setup.phase, step: completed, extra: ctx.extra },
       params: replica.params, m: replica.opt.m, v: replica.opt.v,
     }, ctx.config.checkpoint.keep);
     saved = completed;
@@ -95,7 +107,9 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
       // The next step's work goes out before this update is applied (nothing in it depends on the update).
       next = step + 1 < total && ctx.stopSignal?.aborted !== true ? stepWork(ctx, setup, plan, step + 1) : null;
       if (next !== null) ctx.executor.prepareStep?.(next);
-      const { gradNorm, lr } = replica.applyGradient(outcome.grad, step, setup.update);
+      const update = replica.applyGradient(outcome.grad, step, setup.update);
+      const { gradNorm, lr } = update;
+      const skipped = update.skipped ? nonFiniteStep(ctx, setup, step, update, outcome.faults ?? [], log) : null;
       await ctx.executor.afterUpdate(setup.phase, step, () => replica.checksum());
       const s = sumStats(outcome.stats);
       const loss = setup.phase === 'pretrain'
@@ -110,6 +124,7 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
       } else {
         record['accuracy'] = s.correct / s.sequences;
       }
+      if (skipped !== null) Object.assign(record, { skipped: true, reason: skipped });
       ctx.outputs.appendStep(record);
       windowSeqs += s.sequences;
       ctx.onStep?.(setup.phase, step + 1, total, loss, { lr, gradNorm, sequences: s.sequences, durationMs: performance.now() - stepStart });
@@ -129,4 +144,29 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
     }
     throw err;
   }
+}
+
+/**
+ * A step no replica applied (its reduced gradient held NaN or ±Infinity):
+ * throws NonFiniteGradientError under nonFinite 'stop'; under 'skip' logs the
+ * same details and returns the reason kept in steps.jsonl (from the reduced
+ * gradient alone, so the line is the same for any worker count).
+ */
+function nonFiniteStep(ctx: PhaseContext, setup: PhaseSetup, step: number, update: UpdateResult, faults: readonly PartialFault[], log: Logger): string {
+  const layout = setup.replica.layout;
+  // The lowest micro-batch range, not the first to arrive: the same partial is named whatever the timing.
+  const first = [...faults].sort((a, b) => a.range.lo - b.range.lo)[0];
+  const details: NonFiniteGradientDetails = {
+    phase: setup.phase, step, reduced: update.firstBad!,
+    partial: first === undefined ? null : { workerId: first.workerId, range: first.range, value: first.value, ...locate(first.flatIndex, layout) },
+  };
+  if (ctx.config.nonFinite === 'stop') throw new NonFiniteGradientError(details);
+  const { tensor, index, value } = details.reduced;
+  const p = details.partial;
+  log.warn({
+    step, tensor, index, value: String(value),
+    ...(p === null ? {} : { workerId: p.workerId, microBatches: `[${p.range.lo}, ${p.range.hi})`, partialTensor: p.tensor, partialIndex: p.index }),
+    reason: describeNonFiniteGradient(details),
+  }, 'step skipped: non-finite gradient');
+  return `non-finite gradient: ${value} at ${tensor}[${index}]`;
 }

@@ -1,33 +1,66 @@
 /**
  * Crash-safe file writes: data goes to `<name>.tmp-<pid>-<random>` beside the
  * target, is fsync'ed, then renamed over the target (rename is atomic within a
- * directory). A crash leaves at most a stray tmp file, which readers ignore
- * because they only open names listed in a manifest written the same way, last.
+ * directory), and the directory is fsync'ed so the rename itself survives a
+ * power loss. A crash leaves at most a stray tmp file, which readers never
+ * open (they open the target name) and `removeStaleTmpFiles` clears.
  * Knows nothing of what the bytes mean.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, constants, fsyncSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export const TMP_MARK = '.tmp-';
 
-export function writeFileAtomic(path: string, data: string | ArrayBufferView | readonly ArrayBufferView[]): void {
-  const chunks = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  const tmp = `${path}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fd = openSync(tmp, 'w');
+export type FileData = string | ArrayBufferView | readonly ArrayBufferView[];
+
+/** The bytes of `data`, chunk by chunk (no copy). */
+export function chunksOf(data: FileData): Uint8Array[] {
+  const chunks = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : Array.isArray(data) ? data : [data as ArrayBufferView];
+  return chunks.map((c) => new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
+}
+
+/** Writes `path` (created or truncated) and fsyncs it; on failure the partial file is removed. No rename. */
+export function writeFileSynced(path: string, data: FileData): void {
+  const fd = openSync(path, 'w');
   try {
-    for (const chunk of Array.isArray(chunks) ? chunks : [chunks]) {
-      const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for (const bytes of chunksOf(data)) {
       for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
     }
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
-    rmSync(tmp, { force: true });
+    rmSync(path, { force: true });
     throw err;
   }
   closeSync(fd);
-  renameSync(tmp, path);
+}
+
+/**
+ * fsyncs a directory, so the names created, renamed or removed in it are on
+ * disk. Windows cannot open a directory for fsync (and its renames are
+ * journalled by NTFS), so it is a no-op there.
+ */
+export function fsyncDir(dir: string): void {
+  if (process.platform === 'win32') return;
+  const fd = openSync(dir, constants.O_RDONLY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeFileAtomic(path: string, data: FileData): void {
+  const tmp = `${path}${TMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`;
+  writeFileSynced(tmp, data);
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(dirname(path));
 }
 
 /**

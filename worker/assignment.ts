@@ -18,7 +18,11 @@ const DATASETS: readonly DatasetName[] = ['pretrain', 'pretrain-heldout', 'class
 export type WorkerTask =
   | { kind: 'idle' }
   | { kind: 'stop'; seq: number; reason: string }
-  | { kind: 'train'; seq: number; phase: TrainPhase; step: number; dataset: DatasetName; micro: MicroInput[]; subtrees: Range[]; counts: GlobalCounts; recovery: boolean }
+  | {
+    kind: 'train'; seq: number; phase: TrainPhase; step: number; dataset: DatasetName; micro: MicroInput[]; subtrees: Range[]; counts: GlobalCounts; recovery: boolean;
+    /** A micro-batch to compute again alone and report (the gradient audit); null when none. */
+    audit: MicroInput | null;
+  }
   | { kind: 'eval'; seq: number; phase: TrainPhase; step: number; dataset: DatasetName; chunks: { index: number; examples: number[] }[]; recovery: boolean };
 
 export function decodeAssignment(a: Assignment): WorkerTask {
@@ -36,5 +40,7 @@ export function decodeAssignment(a: Assignment): WorkerTask {
   const micro = a.micro_batches.map((m) => ({ index: m.index, examples: m.examples, dropoutSeed: m.dropout_seed }));
   const covered = a.subtrees.reduce((n, r) => n + (r.hi - r.lo), 0);
   if (covered !== micro.length) throw bad('subtrees', `ranges covering the ${micro.length} micro-batches given`, a.subtrees);
-  return { kind: 'train', ...base, micro, subtrees: a.subtrees.map((r) => ({ lo: r.lo, hi: r.hi })), counts };
+  const audit = a.audit === null ? null : { index: a.audit.index, examples: a.audit.examples, dropoutSeed: a.audit.dropout_seed };
+  if (audit !== null && audit.index >= a.num_micro_batches) throw bad('audit.index', `an index below num_micro_batches (${a.num_micro_batches})`, audit.index);
+  return { kind: 'train', ...base, micro, subtrees: a.subtrees.map((r) => ({ lo: r.lo, hi: r.hi })), counts, audit };
 }

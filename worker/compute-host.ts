@@ -18,10 +18,10 @@ import { BackendError } from '../shared/errors.js';
 import type { BertConfig } from '../shared/model/config.js';
 import {
   decodeError, owned, transferList,
-  type ApplyResult, type Calls, type CallKind, type EvalArgs, type EvalResult, type GradientsArgs, type GradientsResult,
+  type ApplyResult, type AuditArgs, type Calls, type FaultInjection, type CallKind, type EvalArgs, type EvalResult, type GradientsArgs, type GradientsResult,
   type LoadArgs, type Progress, type Reply, type Request, type Started, type ThreadOptions,
 } from './compute-protocol.js';
-import type { ReplicaCompute } from './compute-port.js';
+import type { AuditDigest, ReplicaCompute } from './compute-port.js';
 import type { ReadyPartial } from './compute.js';
 
 export interface ComputeHostOptions {
@@ -33,6 +33,8 @@ export interface ComputeHostOptions {
   logBindings: Record<string, unknown>;
   /** Test hook: sleep this long after each micro-batch gradient (a straggler). 0 = none. */
   delayMsPerMicroBatch?: number;
+  /** Test hook: 'audit-flip' makes every audit digest this worker reports wrong. Default 'none'. */
+  faultInject?: FaultInjection;
 }
 
 interface Pending {
@@ -122,7 +124,7 @@ export class ComputeHost implements ReplicaCompute {
   static async start(o: ComputeHostOptions): Promise<ComputeHost> {
     const workerData: ThreadOptions = {
       config: o.config, backend: o.backend, logLevel: o.logLevel, logBindings: o.logBindings,
-      delayMsPerMicroBatch: o.delayMsPerMicroBatch ?? 0,
+      delayMsPerMicroBatch: o.delayMsPerMicroBatch ?? 0, faultInject: o.faultInject ?? 'none',
     };
     const link = new ThreadLink(new Worker(new URL('./compute-thread-boot.mjs', import.meta.url), { workerData }));
     try {
@@ -184,6 +186,11 @@ export class ComputeHost implements ReplicaCompute {
 
   evaluate(r: EvalArgs): Promise<EvalResult> {
     return this.link.call('evaluate', r);
+  }
+
+  /** The digest of one micro-batch's gradient alone, on the replica before the step's update (the gradient audit). */
+  audit(r: AuditArgs): Promise<AuditDigest> {
+    return this.link.call('audit', r);
   }
 
   /** Hands a gradient buffer from `gradients` back to the thread for reuse (transferred: do not use it afterwards). */

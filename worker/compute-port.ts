@@ -6,6 +6,7 @@
  * answers keep flowing while it computes. The thread runs the same
  * WorkerCompute and Replica as `bertfleet train`, so the bits are the same.
  */
+import type { GradientDigest } from '../shared/cluster/gradient-digest.js';
 import type { GlobalCounts } from '../shared/model/losses.js';
 import type { DatasetName } from '../shared/training/batches.js';
 import type { MicroStats } from '../shared/training/gradients.js';
@@ -42,6 +43,13 @@ export interface ChunkEval {
   predictions: Int32Array;
 }
 
+/** The gradient audit's digest of one micro-batch computed alone, and what computed it. */
+export interface AuditDigest extends GradientDigest {
+  index: number;
+  /** The backend fingerprint of the compute (backend, OpenBLAS, libc, CPU features). */
+  fingerprint: string;
+}
+
 export interface ReplicaCompute {
   /** Replaces the replica (the arrays may be transferred: do not reuse them). */
   load(s: ReplicaState): Promise<void>;
@@ -49,6 +57,12 @@ export interface ReplicaCompute {
   gradients(r: { dataset: DatasetName; micro: MicroInput[]; subtrees: Range[]; counts: GlobalCounts }, onPartial?: (p: ReadyPartial) => void): Promise<GradientsResult>;
   apply(grad: Float32Array, step: number, opts: { checksum: boolean }): Promise<ApplyResult>;
   evaluate(r: { dataset: DatasetName; chunks: { index: number; examples: number[] }[] }): Promise<ChunkEval[]>;
+  /**
+   * Optional (without it the worker reports no audits): the gradient of one
+   * micro-batch alone, on the replica as it is (before the step's update),
+   * as a digest. Changes nothing the step computes.
+   */
+  audit?(r: { dataset: DatasetName; micro: MicroInput; counts: GlobalCounts }): Promise<AuditDigest>;
   /** Optional: takes back a gradient buffer from `gradients` for reuse (the caller must not use it afterwards). */
   recycle?(grad: Float32Array): void;
   /** Releases the replica. */

@@ -14,7 +14,7 @@ import type { RunConfig } from '../shared/config/run-config.js';
 import { BertfleetError } from '../shared/errors.js';
 import type { BertConfig } from '../shared/model/config.js';
 import { fromWireError, toWireError } from '../shared/wire/status-codes.js';
-import type { ApplyResult, ChunkEval, GradientsResult, ReplicaCompute, ReplicaState } from './compute-port.js';
+import type { ApplyResult, AuditDigest, ChunkEval, GradientsResult, ReplicaCompute, ReplicaState } from './compute-port.js';
 import type { ReadyPartial } from './compute.js';
 
 /** What the thread is started with (its workerData). */
@@ -24,7 +24,12 @@ export interface ThreadOptions {
   logLevel: string;
   logBindings: Record<string, unknown>;
   delayMsPerMicroBatch: number;
+  /** Test hook: 'audit-flip' flips one bit of every audit gradient before its digest (a worker that computes wrong). */
+  faultInject: FaultInjection;
 }
+
+/** The test hooks of `BERTFLEET_TEST_FAULT_INJECT` (read by cli/worker.ts only). */
+export type FaultInjection = 'none' | 'audit-flip';
 
 export interface Started {
   fingerprints: RunFingerprints;
@@ -38,6 +43,7 @@ export type LoadArgs = ReplicaState;
 export type GradientsArgs = Parameters<ReplicaCompute['gradients']>[0];
 export type EvalArgs = Parameters<ReplicaCompute['evaluate']>[0];
 export type EvalResult = ChunkEval[];
+export type AuditArgs = Parameters<NonNullable<ReplicaCompute['audit']>>[0];
 export type { ApplyResult, GradientsResult };
 
 export interface ApplyArgs {
@@ -56,6 +62,7 @@ export interface Calls {
   evaluate: { args: EvalArgs; result: EvalResult };
   drop: { args: Record<string, never>; result: null };
   recycle: { args: { grad: Float32Array }; result: null };
+  audit: { args: AuditArgs; result: AuditDigest };
 }
 
 export type CallKind = keyof Calls;

@@ -12,6 +12,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend } from '../shared/backend/select.js';
 import { selectVectorKernels } from '../shared/backend/vector-kernels.js';
 import { runFingerprints } from '../shared/cluster/fingerprints.js';
+import { gradientDigest } from '../shared/cluster/gradient-digest.js';
+import { encodeStats } from '../shared/cluster/stats-json.js';
 import { BackendError, ProtocolError } from '../shared/errors.js';
 import { createRootLogger, type Logger } from '../shared/log.js';
 import { phaseSpecs, updateSettings, type TrainPhase } from '../shared/training/phase-settings.js';
@@ -21,7 +23,7 @@ import { prepareRun } from '../shared/run-setup.js';
 import { WorkerCompute } from './compute.js';
 import {
   encodeError, owned, transferList,
-  type ApplyArgs, type Calls, type CallKind, type EvalArgs, type GradientsArgs, type LoadArgs, type Progress, type Reply, type Request, type ThreadOptions,
+  type ApplyArgs, type AuditArgs, type Calls, type CallKind, type EvalArgs, type GradientsArgs, type LoadArgs, type Progress, type Reply, type Request, type ThreadOptions,
 } from './compute-protocol.js';
 
 interface Loaded {
@@ -47,6 +49,8 @@ const log = root.child({ component: 'compute-thread' });
 
 let loaded: Loaded | null = null;
 let held: Held | null = null;
+/** This thread's backend fingerprint, sent with every audit digest. */
+let backendPrint = '';
 
 /** Blocks this thread (never the main one): the straggler test hook. */
 function sleepSync(ms: number): void {
@@ -73,8 +77,11 @@ async function start(): Promise<Answer<'start'>> {
   const vector = selectVectorKernels('auto'); // same bytes either way; the choice is speed
   root.info({ vectorKernels: vector.name, reason: vector.reason }, 'vector kernels chosen');
   const { bert, data } = await prepareRun(opts.config, root, false);
-  loaded = { compute: new WorkerCompute(bert, withDelay(data.datasets, opts.delayMsPerMicroBatch)), numLabels: data.datasets.labels.length };
-  return { result: { fingerprints: runFingerprints(bert, data, backend), bert, numLabels: loaded.numLabels, backend } };
+  const compute = new WorkerCompute(bert, withDelay(data.datasets, opts.delayMsPerMicroBatch), { classWeights: opts.config.finetune.classWeights });
+  loaded = { compute, numLabels: data.datasets.labels.length };
+  const fingerprints = runFingerprints(bert, data, backend);
+  backendPrint = fingerprints.backend_fingerprint;
+  return { result: { fingerprints, bert, numLabels: loaded.numLabels, backend } };
 }
 
 function ready(call: CallKind): Loaded {
@@ -114,7 +121,9 @@ function apply(a: ApplyArgs): Answer<'apply'> {
   if (a.step !== h.step) {
     throw new ProtocolError(`compute thread: apply: expected the gradient of ${h.phase} step ${h.step}, got step ${a.step}`);
   }
-  const { gradNorm, lr } = h.replica.applyGradient(a.grad, a.step, h.update);
+  const { gradNorm, lr, firstBad } = h.replica.applyGradient(a.grad, a.step, h.update);
+  // Not applied, as on every replica; the coordinator stops or skips per the run config (nonFinite).
+  if (firstBad !== null) log.warn({ phase: h.phase, step: a.step, tensor: firstBad.tensor, index: firstBad.index, value: String(firstBad.value) }, 'non-finite reduced gradient: step not applied');
   h.step = a.step + 1;
   const checksum = a.checksum ? h.replica.checksum() : null;
   return { result: { grad: a.grad, checksum, gradNorm, lr }, transfer: transferList([a.grad]) };
@@ -128,6 +137,29 @@ function evaluate(a: EvalArgs): Answer<'evaluate'> {
     return { index: c.index, stats: r.stats, predictions: owned(r.predictions) };
   });
   return { result, transfer: transferList(result.map((r) => r.predictions)) };
+}
+
+/**
+ * The gradient audit: one micro-batch's gradient alone (a subtree of one),
+ * on the replica before the step's update, reduced to its digest. The
+ * buffer goes back to the pool; nothing the step uploads is touched.
+ */
+function audit(a: AuditArgs): Answer<'audit'> {
+  const { compute } = ready('audit');
+  const h = replica('audit');
+  const i = a.micro.index;
+  const { partials, stats } = compute.gradients(h.replica, a.dataset, [a.micro], [{ lo: i, hi: i + 1 }], a.counts);
+  const grad = partials[0]!.grad;
+  if (opts.faultInject === 'audit-flip') flipOneBit(grad);
+  const digest = gradientDigest(grad, h.replica.layout, encodeStats(stats.get(i)!));
+  compute.recycle(grad);
+  return { result: { ...digest, index: i, fingerprint: backendPrint } };
+}
+
+/** Test hook (BERTFLEET_TEST_FAULT_INJECT=audit-flip): the lowest mantissa bit of the last value, as a faulty core might. */
+function flipOneBit(grad: Float32Array): void {
+  const bits = new Uint32Array(grad.buffer, grad.byteOffset, grad.length);
+  bits[bits.length - 1]! ^= 1;
 }
 
 function drop(): Answer<'drop'> {
@@ -146,6 +178,7 @@ async function handle(req: Request): Promise<Answer<CallKind>> {
     case 'evaluate': return evaluate(req.args);
     case 'drop': return drop();
     case 'recycle': return (ready('recycle').compute.recycle(req.args.grad), { result: null });
+    case 'audit': return audit(req.args);
     default: throw new ProtocolError(`compute thread: expected a known call, got ${JSON.stringify((req as { kind?: unknown }).kind)}`);
   }
 }

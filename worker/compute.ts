@@ -7,6 +7,7 @@
 import type { BertConfig } from '../shared/model/config.js';
 import type { GlobalCounts } from '../shared/model/losses.js';
 import { sourceOf, type DatasetName, type RunDatasets } from '../shared/training/batches.js';
+import { finetuneClassWeights, type ClassWeighting } from '../shared/training/class-weights.js';
 import { microBatchEval, microBatchGradient, type MicroStats } from '../shared/training/gradients.js';
 import type { Replica } from '../shared/training/replica.js';
 import { addInto, splitPoint, type Range } from '../shared/training/tree-sum.js';
@@ -71,14 +72,28 @@ function parentWithin(r: Range, top: Range): Range {
   }
 }
 
+export interface ComputeOptions {
+  /** The run's finetune.classWeights: the classification loss's class weights come from the training split's label counts. */
+  classWeights?: ClassWeighting;
+}
+
 export class WorkerCompute {
   /** Spare gradient buffers (one gradient each), reused instead of allocating 4P bytes per micro-batch. */
   private spare: Float32Array[] = [];
+  /** The finetuning loss's class weights, computed on first use (null: unweighted). */
+  private weights: Float32Array | null | undefined;
 
   constructor(
     readonly bert: BertConfig,
     readonly data: RunDatasets,
+    private readonly opts: ComputeOptions = {},
   ) {}
+
+  /** Class weights of the classification loss; null for the plain loss. */
+  classWeights(): Float32Array | null {
+    if (this.weights === undefined) this.weights = finetuneClassWeights(this.opts.classWeights ?? 'none', this.data);
+    return this.weights;
+  }
 
   /** Takes back a gradient buffer from `gradients` (an emitted or returned sum, after use). Keeps at most 4. */
   recycle(buf: Float32Array): void {
@@ -113,6 +128,7 @@ export class WorkerCompute {
     }
     const covered = subtrees.reduce((n, r) => n + r.hi - r.lo, 0);
     if (covered !== byIndex.size) throw new RangeError(`subtrees ${subtrees.map(fmt).join(' ')} cover ${covered} micro-batches, but ${byIndex.size} were given`);
+    const classWeights = dataset.startsWith('classify') ? this.classWeights() : null;
     for (const range of [...subtrees].sort((a, b) => a.lo - b.lo)) {
       const waiting = new Map<string, Float32Array>();
       let ms = 0;
@@ -120,7 +136,8 @@ export class WorkerCompute {
         const m = byIndex.get(i)!;
         const t0 = performance.now();
         const spare = this.spare.pop();
-        const r = microBatchGradient(this.bert, replica.layout, params, source.batch(m.examples), counts, m.dropoutSeed, spare?.length === replica.layout.total ? spare : undefined);
+        const into = spare?.length === replica.layout.total ? spare : undefined;
+        const r = microBatchGradient(this.bert, replica.layout, params, source.batch(m.examples), counts, m.dropoutSeed, { into, classWeights });
         ms += performance.now() - t0;
         stats.set(i, r.stats);
         const sum = climb(range, { lo: i, hi: i + 1 }, r.grad, waiting, (b) => this.recycle(b));

@@ -16,6 +16,8 @@ import type { CoordinatorClient, GradientUploadHeader } from '../shared/wire/cli
 import type {
   Assignment,
   AssignmentRequest,
+  AuditReply,
+  AuditReport,
   ChecksumReply,
   ChecksumRequest,
   EvalResults,
@@ -120,6 +122,10 @@ export class CoordinatorLink {
 
   reportChecksum(req: ChecksumRequest, signal?: AbortSignal): Promise<ChecksumReply> {
     return this.retry('ReportChecksum', () => this.client.reportChecksum(req), signal);
+  }
+
+  reportAudit(req: AuditReport, signal?: AbortSignal): Promise<AuditReply> {
+    return this.retry('ReportAudit', () => this.client.reportAudit(req), signal);
   }
 
   /** Timings are a notice: one attempt, never held up by an outage (the caller logs a failure). */

@@ -2,7 +2,9 @@
  * What a registered worker does until told to stop, asked to drain, or told
  * it is no longer registered: take the next task from the feed; for a
  * training step compute its micro-batches' gradients (in the compute
- * thread), upload the subtree partial sums, and while the reduced gradient is
+ * thread), upload the subtree partial sums, compute the step's audited
+ * micro-batch alone when it names this worker and report its digest (the
+ * gradient audit), and while the reduced gradient is
  * still to come, take any recovery task for the same step (micro-batches a
  * departed worker owed) and deliver those too; then download the reduced
  * gradient and apply the same update as every replica, reporting a checksum
@@ -26,7 +28,7 @@ import type { Logger } from '../shared/log.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
 import type { WorkerTask } from './assignment.js';
 import type { ReplicaCompute } from './compute-port.js';
-import type { ReadyPartial } from './compute.js';
+import type { MicroInput, ReadyPartial } from './compute.js';
 import type { CoordinatorLink } from './coordinator-link.js';
 import { fetchState } from './fetch-state.js';
 import { TimingWindow } from './step-timings.js';
@@ -210,6 +212,8 @@ export class WorkerLoop {
     pulling.catch(() => undefined); // awaited below; an upload failure must not leave it unhandled
     let computeMs = await this.deliver(task, held);
     const uploadedAt = performance.now();
+    // The audited micro-batch alone, after the share and before the update (the thread takes calls in order); never awaited by the step.
+    const auditing = task.audit === null ? null : this.audit(task, task.audit);
     let sequences = task.micro.reduce((n, m) => n + m.examples.length, 0);
     // Until the reduced gradient comes: recovery tasks for this very step are ours to deliver too.
     for (;;) {
@@ -250,6 +254,7 @@ export class WorkerLoop {
     held.step = task.step + 1;
     const t4 = performance.now();
     if (applied.checksum !== null) await this.checkReplica(held, applied.checksum);
+    await auditing;
     this.timings.add({
       computeMs, uploadMs: uploadedAt - t0 - computeMs, exchangeMs: t3 - t0 - computeMs, waitMs: Math.max(0, (readyAt || t3) - uploadedAt),
       downloadMs: t3 - Math.max(readyAt, uploadedAt), applyMs: t4 - t3, stepMs: t4 - t0, sequences,
@@ -287,6 +292,30 @@ export class WorkerLoop {
     const { computeMs } = await this.o.compute.gradients({ dataset: task.dataset, micro: task.micro, subtrees: task.subtrees, counts: task.counts }, upload);
     await Promise.all(uploads);
     return computeMs;
+  }
+
+  /**
+   * The gradient audit's part of this worker: the micro-batch's gradient
+   * alone, as a digest, reported to the coordinator, which compares it with
+   * the other worker's. A failure here is logged and left: the coordinator
+   * drops an audit it does not hear about, and the step is not held up.
+   */
+  private async audit(task: Train, micro: MicroInput): Promise<void> {
+    const fields = { phase: task.phase, step: task.step, microBatch: micro.index };
+    if (this.o.compute.audit === undefined) {
+      this.log.warn(fields, 'gradient audit asked of a compute that cannot audit; not reported');
+      return;
+    }
+    try {
+      const d = await this.o.compute.audit({ dataset: task.dataset, micro, counts: task.counts });
+      const r = await this.o.link.reportAudit({
+        worker_id: this.o.workerId, phase: task.phase, step: task.step, micro_batch: d.index, sha256: d.sha256, tensors: d.tensors, stats_json: d.statsJson, fingerprint: d.fingerprint,
+      }, this.feed.stopSeen);
+      if (r.outcome === 'mismatch') this.log.warn({ ...fields, sha256: d.sha256 }, 'gradient audit failed: another worker computed this micro-batch differently');
+      else this.log.debug({ ...fields, outcome: r.outcome }, 'gradient audit reported');
+    } catch (err) {
+      this.log.warn({ ...fields, err }, 'gradient audit not reported; the coordinator drops it');
+    }
   }
 
   private async checkReplica(held: Held, checksum: string): Promise<void> {

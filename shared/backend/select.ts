@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu'; // registers 'cpu'
 
 import { BackendError, ConfigError } from '../errors.js';
+import { hostNumerics, type HostNumerics } from '../process/host-info.js';
 import { WASM_BLAS, registerWasmBlasBackend, registerWasmExtras, wasmBlasInitError } from './wasm-blas.js';
 
 export type BackendName = 'auto' | 'tfjs-node-gpu' | 'tfjs-node' | 'wasm-blas' | 'wasm' | 'cpu';
@@ -31,6 +32,8 @@ export interface BackendInfo {
   blasConfig: string;
   /** Human-readable versions and settings. */
   details: string;
+  /** The C library and CPU features this process computes on (shared/process/host-info.ts). */
+  host: HostNumerics;
   /** Candidates tried before the chosen one (for 'auto'), each with why it was not taken. */
   tried: { name: ConcreteBackendName; error: string }[];
 }
@@ -136,7 +139,7 @@ export async function initBackend(opts: InitBackendOptions): Promise<BackendInfo
   for (const name of candidates) {
     try {
       const loaded = await load(name, blasThreads);
-      return { name, ...loaded, tried };
+      return { name, ...loaded, host: hostNumerics(), tried };
     } catch (err) {
       // Any failure (ours or tfjs's) means "this candidate cannot load": named
       // backends rethrow it, 'auto' records it in `tried` and moves on.
@@ -151,13 +154,20 @@ export async function initBackend(opts: InitBackendOptions): Promise<BackendInfo
 
 /**
  * What must be equal across workers for bitwise-identical results: backend,
- * tfjs version, OpenBLAS threads and build/core. Registration compares these.
+ * tfjs version, OpenBLAS threads and build with the core it dispatched to
+ * (`core=...`), the C library (libm), and the CPU architecture, vendor and
+ * the instruction-set extensions numeric kernels choose between.
+ * Registration compares these; what they cannot see (a GPU's atomics, a
+ * faulty core) the gradient audit catches (cluster.auditEverySteps).
  */
 export function backendFingerprint(info: BackendInfo): string {
+  const { arch, libc, cpuVendor, cpuFlags } = info.host;
   return [
     `backend=${info.name}`,
     `tf=${info.tfBackend}@${tf.version_core}`,
     `blasThreads=${info.blasThreads}`,
     `openblas=${info.blasConfig === '' ? 'none' : info.blasConfig}`,
+    `libc=${libc}`,
+    `cpu=${arch}/${cpuVendor}/${cpuFlags === null ? 'unknown' : cpuFlags.join(',')}`,
   ].join(';');
 }

@@ -4,12 +4,13 @@
  * accepts legacy names (`LayerNorm.gamma`/`beta`) and checkpoints saved without
  * the `bert.` prefix (a bare `BertModel`), and checks every tensor against the
  * parameter table of the config: a name or shape that does not fit is an error
- * naming it, expected vs got. Saving writes each file atomically.
+ * naming it, expected vs got. Saving writes each file atomically and fsyncs
+ * the files and folders, so a saved checkpoint survives a power loss.
  */
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.js';
-import { writeFileAtomic } from '../fs-atomic.js';
+import { fsyncDir, writeFileAtomic } from '../fs-atomic.js';
 import { architectureOf, parseBertConfig, type BertConfig } from '../model/config.js';
 import { numElements, type ParamSpec } from '../model/params.js';
 import { parseSafetensors, serializeSafetensors, type NamedTensor } from './safetensors.js';
@@ -137,7 +138,11 @@ export interface SaveOptions {
 }
 
 export function saveHfCheckpoint(dir: string, opts: SaveOptions): void {
-  mkdirSync(dir, { recursive: true });
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true });
+    // The new folder's name is on disk too, not only its files (writeFileAtomic fsyncs the folder itself).
+    fsyncDir(dirname(dir));
+  }
   const entries: [string, NamedTensor][] = opts.specs.map((s) => {
     const data = opts.values.get(s.name);
     if (!data) throw new CheckpointError(`cannot save ${dir}: parameter ${s.name} has no value`);

@@ -1,9 +1,13 @@
 /**
  * What must be equal in every process of a distributed run for its results
  * to be byte-identical: the protocol version, the model architecture, the
- * vocabulary, the data, and the tensor backend with its thread settings.
- * Each side computes its own from what it loaded; the coordinator compares a
- * worker's at registration and refuses it naming the first field that differs.
+ * vocabulary, the data, and the tensor backend with its thread settings, the
+ * OpenBLAS core, the C library and the CPU's numeric features
+ * (`backend_fingerprint`, shared/backend/select.ts). Each side computes its
+ * own from what it loaded; the coordinator compares a worker's at
+ * registration and refuses it naming the first field that differs. What no
+ * fingerprint shows (a GPU's atomics, a faulty core) is left to the gradient
+ * audit (cluster.auditEverySteps).
  *
  * Knows nothing of gRPC or of how the values were loaded.
  */

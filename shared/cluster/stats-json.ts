@@ -3,6 +3,10 @@
  * gradient upload or an eval result: JSON, validated on arrival, so a bad
  * value is a ProtocolError naming the field rather than a NaN in metrics.
  * The numbers are loss sums and counts; JSON round-trips doubles exactly.
+ * A loss sum may be NaN or ±Infinity (a diverged step): JSON has no such
+ * numbers, so they travel as the strings "NaN", "Infinity", "-Infinity" and
+ * come back as numbers, and the step reaches the non-finite guard
+ * (coordinator/train-phase.ts) instead of failing here. Counts stay finite.
  *
  * Knows nothing of gRPC; the wire carries the string.
  */
@@ -10,10 +14,13 @@ import { z } from 'zod';
 import { ProtocolError } from '../errors.js';
 import type { MicroStats } from '../training/gradients.js';
 
+/** A finite number, or a non-finite one spelled as encodeStats spells it. */
+const lossSum = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity']).transform(Number)]);
+
 const statsSchema = z.strictObject({
   sequences: z.number().int().nonnegative(),
-  lossSum: z.number(),
-  nspLossSum: z.number(),
+  lossSum,
+  nspLossSum: lossSum,
   correct: z.number().nonnegative(),
   nspCorrect: z.number().nonnegative(),
   maskedTokens: z.number().nonnegative(),
@@ -26,8 +33,13 @@ export interface IndexedStats {
   stats: MicroStats;
 }
 
+/** JSON.stringify would write NaN and ±Infinity as null: they are written as strings instead. */
+function nonFiniteAsString(_key: string, v: unknown): unknown {
+  return typeof v === 'number' && !Number.isFinite(v) ? String(v) : v;
+}
+
 export function encodeStats(stats: MicroStats): string {
-  return JSON.stringify(stats);
+  return JSON.stringify(stats, nonFiniteAsString);
 }
 
 export function decodeStats(json: string, what: string): MicroStats {
@@ -35,7 +47,7 @@ export function decodeStats(json: string, what: string): MicroStats {
 }
 
 export function encodeIndexedStats(items: readonly IndexedStats[]): string {
-  return JSON.stringify(items);
+  return JSON.stringify(items, nonFiniteAsString);
 }
 
 export function decodeIndexedStats(json: string, what: string): IndexedStats[] {

@@ -53,7 +53,15 @@ export const runConfigSchema = z
       .strict()
       .prefault({}),
     pretrain: phaseSchema({ steps: 200, globalBatch: 32, microBatch: 16, peakLr: 1e-4, warmupSteps: 20 }).prefault({}),
-    finetune: phaseSchema({ steps: 300, globalBatch: 32, microBatch: 16, peakLr: 3e-4, warmupSteps: 30 }).prefault({}),
+    finetune: phaseSchema({ steps: 300, globalBatch: 32, microBatch: 16, peakLr: 3e-4, warmupSteps: 30 })
+      .extend({
+        /**
+         * Class weights of the classification loss: "none", or "balanced" (scikit-learn's
+         * n / (k · n_c) from the training split's label counts) for imbalanced data.
+         */
+        classWeights: z.enum(['none', 'balanced']).default('none'),
+      })
+      .prefault({}),
     optimizer: z
       .object({
         beta1: z.number().min(0).lt(1).default(0.9),
@@ -71,6 +79,16 @@ export const runConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * A step whose reduced gradient holds NaN or ±Infinity is never applied
+     * (no replica changes). 'stop': the run stops with NonFiniteGradientError
+     * naming the worker, its micro-batches and the first tensor affected.
+     * 'skip': the step is skipped on every replica and the run goes on (the
+     * data and the schedule move on to the next step); the step's line in
+     * steps.jsonl says `skipped: true` and metrics.json counts `skippedSteps`.
+     * Decides no bits of the steps applied, so it may change on --resume.
+     */
+    nonFinite: z.enum(['stop', 'skip']).default('stop'),
     /** Log a step line every N steps. */
     logEverySteps: posInt.default(10),
     /** The distributed run (`cluster`, `coordinator`, `worker`); ignored by `train`. */
@@ -78,6 +96,14 @@ export const runConfigSchema = z
       .object({
         /** Workers report their replica's checksum every N steps and at each phase's end. */
         checksumEverySteps: posInt.default(10),
+        /**
+         * Gradient audit: on every step whose completion brings the phase's
+         * step count to a multiple of N, one micro-batch (index step mod M) is
+         * also computed by a second worker and the two gradients' digests are
+         * compared; a difference stops the run (GradientAuditError). 0 = off.
+         * Needs two workers; costs one micro-batch per worker per audit.
+         */
+        auditEverySteps: nonNegInt.default(50),
         /** Workers beat this often, from their main thread (compute runs in a thread of its own). */
         heartbeatIntervalMs: posInt.default(1_000),
         /** A worker silent this long is marked left and its outstanding work handed to the others (any call counts). */

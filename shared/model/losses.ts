@@ -3,7 +3,8 @@
  * micro-batch's SUM of per-example losses divided by counts of the WHOLE global
  * batch (masked tokens, sequences), so the sum of micro-batch gradients is the
  * gradient of the global batch's mean loss, whatever the micro-batch split.
- * Pure functions of (parameters, batch).
+ * The classification loss may weigh each example by its label's class weight
+ * (imbalanced data), which keeps that property. Pure functions of (parameters, batch).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BertConfig } from './config.js';
@@ -98,18 +99,33 @@ export interface ClassificationOutput {
   logits: tf.Tensor2D;
 }
 
+/**
+ * The micro-batch's sum of per-example cross-entropies, each times its label's
+ * class weight when `classWeights` ([numLabels]) is given: sum_i w_{y_i} · CE_i.
+ * Divided by the global batch's sequence count (not by the sum of weights, as
+ * PyTorch's weighted mean does), so it stays a sum of per-micro-batch terms and
+ * the reduced gradient does not depend on the split; balanced weights average
+ * 1 over the training set, so the scale stays that of the plain mean.
+ */
+export function weightedCrossEntropySum(logits: tf.Tensor2D, labels: tf.Tensor1D, classWeights?: Float32Array | null): tf.Scalar {
+  const ce = sparseSoftmaxCrossEntropy(logits, labels); // [b]
+  if (!classWeights) return tf.sum(ce) as tf.Scalar;
+  const w = tf.gather(tf.tensor1d(classWeights, 'float32'), labels); // [b]
+  return tf.sum(tf.mul(ce, w)) as tf.Scalar;
+}
+
 /** Classification as BertForSequenceClassification: dropout on the pooled output, then the classifier. */
 export function classificationLoss(
   c: BertConfig,
   p: Params,
   b: ClassificationBatch,
   counts: GlobalCounts,
-  opts: { training: boolean; dropoutSeed: number },
+  opts: { training: boolean; dropoutSeed: number; classWeights?: Float32Array | null },
 ): ClassificationOutput {
   const { pooledOutput } = encode(c, p, b, opts);
   // A site number far from the encoder's so the streams never coincide.
   const drop = new DropoutSites(siteSeed(opts.dropoutSeed, 1 << 20), opts.training);
   const logits = classifierLogits(p, drop.apply(pooledOutput, c.hidden_dropout_prob) as tf.Tensor2D);
-  const lossSum = tf.sum(sparseSoftmaxCrossEntropy(logits, b.labels)) as tf.Scalar;
+  const lossSum = weightedCrossEntropySum(logits, b.labels, opts.classWeights);
   return { loss: tf.div(lossSum, counts.sequences) as tf.Scalar, lossSum, logits };
 }

@@ -27,12 +27,12 @@ export interface MicroResult {
   stats: MicroStats;
 }
 
-function lossAndStats(c: BertConfig, p: Params, b: BatchArrays, counts: GlobalCounts, training: boolean, seed: number) {
+function lossAndStats(c: BertConfig, p: Params, b: BatchArrays, counts: GlobalCounts, training: boolean, seed: number, classWeights: Float32Array | null) {
   if (b.kind === 'pretrain') {
     const out = pretrainingLoss(c, p, pretrainTensors(b), counts, { training, dropoutSeed: seed });
     return { loss: out.loss, stats: [out.mlmLossSum, out.nspLossSum, out.mlmCorrect, out.nspCorrect], masked: maskedTokenCount(b) };
   }
-  const out = classificationLoss(c, p, classifyTensors(b), counts, { training, dropoutSeed: seed });
+  const out = classificationLoss(c, p, classifyTensors(b), counts, { training, dropoutSeed: seed, classWeights });
   const correct = tf.sum(tf.cast(tf.equal(tf.argMax(out.logits, 1), tf.tensor1d(b.labels, 'int32')), 'float32'));
   return { loss: out.loss, stats: [out.lossSum, tf.scalar(0), correct, tf.scalar(0)], masked: 0 };
 }
@@ -42,6 +42,17 @@ function readStats(b: BatchArrays, stats: tf.Tensor[], masked: number): MicroSta
   return { sequences: b.size, lossSum, nspLossSum, correct, nspCorrect, maskedTokens: masked };
 }
 
+export interface GradientOptions {
+  /** Write the gradient here (every element is overwritten) instead of into a fresh array. */
+  into?: Float32Array | undefined;
+  /**
+   * Classification only: per-class loss weights [numLabels] (see
+   * class-weights.ts); the stats' lossSum is then the weighted sum that is
+   * optimised. Null or absent: the plain cross-entropy.
+   */
+  classWeights?: Float32Array | null;
+}
+
 export function microBatchGradient(
   c: BertConfig,
   layout: FlatLayout,
@@ -49,9 +60,9 @@ export function microBatchGradient(
   batch: BatchArrays,
   counts: GlobalCounts,
   dropoutSeed: number,
-  /** Write the gradient here (every element is overwritten) instead of into a fresh array. */
-  into?: Float32Array,
+  opts: GradientOptions = {},
 ): MicroResult {
+  const { into, classWeights = null } = opts;
   if (into !== undefined && into.length !== layout.total) throw new RangeError(`gradient buffer of ${into.length} floats, expected ${layout.total}`);
   const names = layout.specs.map((s) => s.name);
   const xs = names.map((n) => params[n]!);
@@ -61,7 +72,7 @@ export function microBatchGradient(
     tf.grads((...ps: tf.Tensor[]) => {
       const byName: Record<string, tf.Tensor> = {};
       names.forEach((n, i) => (byName[n] = ps[i]!));
-      const out = lossAndStats(c, byName, batch, counts, true, dropoutSeed);
+      const out = lossAndStats(c, byName, batch, counts, true, dropoutSeed, classWeights);
       kept = out.stats.map((t) => tf.keep(t));
       masked = out.masked;
       return out.loss;
@@ -75,7 +86,11 @@ export function microBatchGradient(
   return { grad, stats };
 }
 
-/** Loss sums and correct counts without gradients (evaluation), and class predictions for classification. */
+/**
+ * Loss sums and correct counts without gradients (evaluation), and class
+ * predictions for classification. The loss is always the plain cross-entropy,
+ * so evaluation losses compare across class weightings.
+ */
 export function microBatchEval(c: BertConfig, params: Params, batch: BatchArrays): { stats: MicroStats; predictions?: Int32Array } {
   const counts: GlobalCounts = { sequences: batch.size, maskedTokens: 1 };
   let stats: MicroStats | undefined;
@@ -88,7 +103,7 @@ export function microBatchEval(c: BertConfig, params: Params, batch: BatchArrays
       predictions.forEach((p, i) => (correct += p === batch.labels[i] ? 1 : 0));
       stats = { sequences: batch.size, lossSum: out.lossSum.dataSync()[0]!, nspLossSum: 0, correct, nspCorrect: 0, maskedTokens: 0 };
     } else {
-      const out = lossAndStats(c, params, batch, counts, false, 0);
+      const out = lossAndStats(c, params, batch, counts, false, 0, null);
       stats = readStats(batch, out.stats, out.masked);
     }
   });

@@ -3,12 +3,20 @@
  * tensors the model reads. Every replica (the single-process trainer, each
  * worker, the coordinator's own copy) applies the same reduced gradient with
  * the same code, so they stay byte-identical.
+ *
+ * The non-finite guard: a reduced gradient holding NaN or ±Infinity is never
+ * applied. Every replica decides from the reduced bytes alone (their global
+ * norm, computed anyway for clipping, is non-finite exactly then), so all
+ * skip the same steps without being told; what a skip means for the run
+ * (stop, or go on) is the run loop's business (coordinator/train-phase.ts).
  */
 import type { Params } from '../model/bert.js';
 import { disposeParams, paramsToTensors } from '../model/param-tensors.js';
 import type { ParamSpec } from '../model/params.js';
+import type { NonFiniteValue } from '../errors.js';
 import { clipByGlobalNorm } from './clip.js';
 import { checksum, FlatLayout } from './flat.js';
+import { firstNonFinite, locate } from './non-finite.js';
 import { adamWStep, newAdamWState, type AdamWSettings, type AdamWState } from './optimizer.js';
 import { learningRate, type Schedule } from './schedule.js';
 
@@ -19,8 +27,14 @@ export interface UpdateSettings {
 }
 
 export interface UpdateResult {
+  /** The global norm before clipping (NaN or Infinity when skipped). */
   gradNorm: number;
+  /** The step's learning rate (unused when skipped: the schedule still moves on with the step). */
   lr: number;
+  /** True when the gradient held a non-finite value: parameters and moments are untouched. */
+  skipped: boolean;
+  /** The first non-finite value of the gradient when skipped, else null. */
+  firstBad: NonFiniteValue | null;
 }
 
 export class Replica {
@@ -50,14 +64,22 @@ export class Replica {
     return this.tensors;
   }
 
-  /** Clips the reduced gradient (in place), then one AdamW step at the step's learning rate. */
+  /**
+   * Clips the reduced gradient (in place), then one AdamW step at the step's
+   * learning rate; or, when the gradient holds NaN or ±Infinity, nothing at
+   * all (the gradient is left as given) and the result says where the first one is.
+   */
   applyGradient(grad: Float32Array, step: number, s: UpdateSettings): UpdateResult {
     this.layout.checkLength(grad, `reduced gradient of step ${step}`);
     const gradNorm = clipByGlobalNorm(grad, s.clipNorm);
     const lr = learningRate(s.schedule, step);
+    if (!Number.isFinite(gradNorm)) {
+      const i = firstNonFinite(grad);
+      return { gradNorm, lr, skipped: true, firstBad: { ...locate(i, this.layout), value: grad[i]! } };
+    }
     adamWStep(this.params, grad, this.opt, this.decay, lr, s.adamW);
     this.releaseTensors();
-    return { gradNorm, lr };
+    return { gradNorm, lr, skipped: false, firstBad: null };
   }
 
   checksum(): string {

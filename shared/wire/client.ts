@@ -11,6 +11,8 @@ import { collectGradient, gradientStream, type GradientSendHeader } from './grad
 import type {
   Assignment,
   AssignmentRequest,
+  AuditReply,
+  AuditReport,
   ChecksumReply,
   ChecksumRequest,
   EvalAck,
@@ -35,7 +37,7 @@ import type { RpcTransport } from './service.js';
 import { collectState, type NamedTensor } from './state-payload.js';
 
 export interface CallTimeouts {
-  /** GetRunConfig, Register, Heartbeat, ReportChecksum, ReportMetrics, PushEvalResults. */
+  /** GetRunConfig, Register, Heartbeat, ReportChecksum, ReportAudit, ReportMetrics, PushEvalResults. */
   callTimeoutMs: number;
   /** NextAssignment and PullReduced, which wait for the coordinator. */
   longPollTimeoutMs: number;
@@ -93,6 +95,10 @@ export class CoordinatorClient {
 
   reportChecksum(req: ChecksumRequest, o: CallOptions = {}): Promise<ChecksumReply> {
     return this.rpc.unary('ReportChecksum', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
+  }
+
+  reportAudit(req: AuditReport, o: CallOptions = {}): Promise<AuditReply> {
+    return this.rpc.unary('ReportAudit', req, o.timeoutMs ?? this.timeouts.callTimeoutMs);
   }
 
   pushEvalResults(req: EvalResults, o: CallOptions = {}): Promise<EvalAck> {

@@ -135,6 +135,7 @@ export function createServer(impl: CoordinatorHandlers, opts: ServerOptions): Co
     PushEvalResults: unary('PushEvalResults', impl.pushEvalResults.bind(impl)),
     FetchState: serverStream('FetchState', impl.fetchState.bind(impl)),
     ReportChecksum: unary('ReportChecksum', impl.reportChecksum.bind(impl)),
+    ReportAudit: unary('ReportAudit', impl.reportAudit.bind(impl)),
     ReportMetrics: unary('ReportMetrics', impl.reportMetrics.bind(impl)),
     Leave: unary('Leave', impl.leave.bind(impl)),
     OpenStep: unary('OpenStep', impl.openStep.bind(impl)),

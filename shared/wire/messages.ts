@@ -12,7 +12,7 @@
  */
 
 /** Bumped on any incompatible change to proto/bertfleet.proto. */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 export type Empty = Record<string, never>;
 
@@ -100,6 +100,8 @@ export interface Assignment {
   stop_reason: string;
   /** Train: hands over micro-batches of a step already sent (another worker left). */
   recovery: boolean;
+  /** Train: a micro-batch to compute again alone and report with ReportAudit; null when none. */
+  audit: MicroBatch | null;
 }
 
 export interface GradientHeader {
@@ -238,4 +240,27 @@ export interface StepPlan {
   /** Reassign: the departed worker whose owed subtrees `blocks` take over. */
   reassigned_from: string;
   pullers: string[];
+}
+
+export interface TensorCrc {
+  name: string;
+  crc32: number;
+}
+
+export interface AuditReport {
+  worker_id: string;
+  phase: string;
+  step: number;
+  micro_batch: number;
+  sha256: string;
+  tensors: TensorCrc[];
+  stats_json: string;
+  fingerprint: string;
+}
+
+export type AuditOutcome = 'waiting' | 'match' | 'mismatch' | 'dropped';
+
+export interface AuditReply {
+  /** An AuditOutcome; a string on the wire. */
+  outcome: string;
 }

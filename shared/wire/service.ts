@@ -8,6 +8,8 @@
 import type {
   Assignment,
   AssignmentRequest,
+  AuditReply,
+  AuditReport,
   ChecksumReply,
   ChecksumRequest,
   Empty,
@@ -53,6 +55,7 @@ export interface CoordinatorHandlers {
   pushEvalResults(req: EvalResults, ctx: CallContext): Promise<EvalAck>;
   fetchState(req: StateRequest, ctx: CallContext): AsyncIterable<StateChunk>;
   reportChecksum(req: ChecksumRequest, ctx: CallContext): Promise<ChecksumReply>;
+  reportAudit(req: AuditReport, ctx: CallContext): Promise<AuditReply>;
   reportMetrics(req: MetricsRequest, ctx: CallContext): Promise<Empty>;
   leave(req: LeaveRequest, ctx: CallContext): Promise<LeaveReply>;
   openStep(req: StepPlan, ctx: CallContext): Promise<Empty>;
@@ -67,6 +70,7 @@ export interface UnaryMethods {
   Heartbeat: [HeartbeatRequest, HeartbeatReply];
   PushEvalResults: [EvalResults, EvalAck];
   ReportChecksum: [ChecksumRequest, ChecksumReply];
+  ReportAudit: [AuditReport, AuditReply];
   ReportMetrics: [MetricsRequest, Empty];
   OpenStep: [StepPlan, Empty];
   Reassign: [StepPlan, Empty];

@@ -65,7 +65,7 @@ class TinyCoordinator implements CoordinatorHandlers {
     return {
       run_id: 'run-1', kind: 'train', seq: step, phase: 'pretrain', step, dataset: 'pretrain', micro_batch_size: 8, num_micro_batches: 4,
       micro_batches, subtrees: [{ lo: 0, hi: 4 }], counts: { sequences: 32, masked_tokens: 90, has_masked_tokens: true },
-      eval_chunks: [], membership_version: 1, stop_reason: '', recovery: false,
+      eval_chunks: [], membership_version: 1, stop_reason: '', recovery: false, audit: micro_batches[2]!,
     };
   }
 
@@ -112,6 +112,10 @@ class TinyCoordinator implements CoordinatorHandlers {
 
   async reportChecksum(req: { checksum: string }) {
     return { match: true, reference_checksum: req.checksum };
+  }
+
+  async reportAudit(req: { tensors: { name: string; crc32: number }[] }) {
+    return { outcome: req.tensors.map((t) => `${t.name}=${t.crc32}`).join(',') };
   }
 
   async reportMetrics() {
@@ -182,11 +186,15 @@ describe('gRPC wire adapter on loopback', () => {
     await expect(client.nextAssignment({ worker_id: 'w1', after_seq: 4 })).resolves.toMatchObject({
       kind: 'train', seq: 5, step: 5, subtrees: [{ lo: 0, hi: 4 }], counts: { sequences: 32, masked_tokens: 90, has_masked_tokens: true },
       micro_batches: [{ index: 0, examples: [0, 1], dropout_seed: 100 }, { index: 1 }, { index: 2 }, { index: 3, examples: [24, 25] }],
+      audit: { index: 2, examples: [16, 17], dropout_seed: 102 },
     });
     await expect(client.pushEvalResults({ worker_id: 'w1', seq: 6, results: [{ index: 0, stats_json: '{}', predictions: [1, 0, -1] }] })).resolves.toEqual({ seq: 6, accepted: 1 });
     await expect(client.heartbeat({ worker_id: 'w1', step: 5, status: 'training' })).resolves.toEqual({ coordinator_step: 5, phase: 'pretrain', drain: false });
     await expect(client.reportChecksum({ worker_id: 'w1', step: 5, checksum: 'ab', phase: 'pretrain' })).resolves.toEqual({ match: true, reference_checksum: 'ab' });
     await expect(client.reportMetrics({ worker_id: 'w1', step: 5, json: '{"loss":1}' })).resolves.toBeUndefined();
+    // CRC-32s are uint32: values above 2^31 arrive unchanged.
+    const audit = { worker_id: 'w1', phase: 'pretrain', step: 5, micro_batch: 2, sha256: 'ab', stats_json: '{}', fingerprint: 'backend=cpu' };
+    await expect(client.reportAudit({ ...audit, tensors: [{ name: 'a', crc32: 0xdeadbeef }, { name: 'b', crc32: 7 }] })).resolves.toEqual({ outcome: `a=${0xdeadbeef},b=7` });
     const state = await client.fetchState({ worker_id: 'w1', phase: '' });
     expect(state.header).toMatchObject({ step: 17, optimizer_json: '{"t":17}', seq: 40 });
     expect([...state.tensors.get('bert.embeddings.word_embeddings.weight')!.values]).toEqual(Array.from({ length: 12 }, (_, i) => Math.fround(i / 3)));

@@ -124,7 +124,7 @@ describe('ComputeHost', () => {
         const applied = await host.apply(reduced.slice(), step, { checksum: step === trees.length - 1 });
         const r = ref.applyGradient(reduced, step, update);
         expect(bytes(applied.grad).equals(bytes(reduced)), 'the clipped gradient handed back').toBe(true);
-        expect({ gradNorm: applied.gradNorm, lr: applied.lr }).toEqual(r);
+        expect({ gradNorm: applied.gradNorm, lr: applied.lr }).toEqual({ gradNorm: r.gradNorm, lr: r.lr });
         expect(applied.checksum).toBe(step === trees.length - 1 ? ref.checksum() : null);
       }
       expect(await host.checksum()).toBe(ref.checksum());

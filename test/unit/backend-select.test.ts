@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 
 import { BackendError, ConfigError } from '../../shared/errors.js';
 import { backendFingerprint, initBackend } from '../../shared/backend/select.js';
+import { hostNumerics } from '../../shared/process/host-info.js';
 
 function installed(pkg: string): boolean {
   try {
@@ -56,7 +57,19 @@ describe('initBackend', () => {
     expect([wasm.tfBackend, tf.getBackend(), wasm.blasThreads]).toEqual(['wasm', 'wasm', 0]);
     const cpu = await initBackend({ name: 'cpu', blasThreads: 1 });
     expect([cpu.tfBackend, tf.getBackend()]).toEqual(['cpu', 'cpu']);
-    expect(backendFingerprint(cpu)).toBe('backend=cpu;tf=cpu@4.22.0;blasThreads=0;openblas=none');
+    expect(backendFingerprint(cpu)).toMatch(/^backend=cpu;tf=cpu@4\.22\.0;blasThreads=0;openblas=none;libc=(glibc-[\d.]+|musl|unknown);cpu=[a-z0-9]+\//);
+  });
+
+  it('puts the OpenBLAS core, the C library and the CPU features in the fingerprint', async () => {
+    const info = await initBackend({ name: 'wasm-blas', blasThreads: 1 });
+    expect(info.host).toEqual(hostNumerics());
+    expect(backendFingerprint(info)).toMatch(/;openblas=OpenBLAS .* core=\w+;/);
+    const host = { arch: 'x64', libc: 'glibc-2.36', cpuVendor: 'GenuineIntel', cpuFlags: ['sse4_2', 'avx', 'fma', 'avx2'] };
+    expect(backendFingerprint({ ...info, host }).split(';').slice(-2)).toEqual(['libc=glibc-2.36', 'cpu=x64/GenuineIntel/sse4_2,avx,fma,avx2']);
+    // Another libc, or one CPU feature more, is another fingerprint: registration refuses the worker.
+    expect(backendFingerprint({ ...info, host: { ...host, libc: 'musl' } })).not.toBe(backendFingerprint({ ...info, host }));
+    expect(backendFingerprint({ ...info, host: { ...host, cpuFlags: [...host.cpuFlags, 'avx512f'] } })).not.toBe(backendFingerprint({ ...info, host }));
+    expect(backendFingerprint({ ...info, host: { ...host, cpuVendor: 'unknown', cpuFlags: null } })).toMatch(/;cpu=x64\/unknown\/unknown$/);
   });
 
   it('rejects a bad thread count as a ConfigError', async () => {
