@@ -115,7 +115,7 @@ function median(xs: number[]): number {
 
 /** `--serve`: run the coordinator side, print its port, stop when stdin closes. */
 async function serve(): Promise<void> {
-  const server = createServer(benchCoordinator(), { log: silentLogger() });
+  const server = createServer(benchCoordinator(), { log: silentLogger(), tls: null });
   console.log(await server.startServer('127.0.0.1', 0));
   process.stdin.resume();
   await once(process.stdin, 'end');
@@ -125,7 +125,7 @@ async function serve(): Promise<void> {
 /** The coordinator side: a child process (default) or this one. Resolves to its port and a stop function. */
 async function startCoordinatorSide(): Promise<{ port: number; stop: () => Promise<void> }> {
   if (process.argv.includes('--same-process')) {
-    const server = createServer(benchCoordinator(), { log: silentLogger() });
+    const server = createServer(benchCoordinator(), { log: silentLogger(), tls: null });
     return { port: await server.startServer('127.0.0.1', 0), stop: () => server.stop({ graceMs: 1_000 }) };
   }
   const args = [...process.execArgv, fileURLToPath(import.meta.url), '--serve'];
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
   const log = silentLogger();
   const server = await startCoordinatorSide();
   const port = server.port;
-  const client = await createCoordinatorClient(`127.0.0.1:${port}`, { log, ...(CHUNK_BYTES !== undefined && { chunkBytes: CHUNK_BYTES }) });
+  const client = await createCoordinatorClient(`127.0.0.1:${port}`, { log, tls: null, ...(CHUNK_BYTES !== undefined && { chunkBytes: CHUNK_BYTES }) });
   const downloads = new Map<number, Float32Array>();
   let step = 0;
   try {

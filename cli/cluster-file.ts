@@ -1,7 +1,11 @@
 /**
  * `OUTPUT/cluster.json`: where a running `bertfleet cluster` can be joined —
  * `{coordinator: "HOST:PORT", nats: "nats://HOST:PORT", pid, started_at_ms}`,
- * pid and start time being the cluster's own. The cluster writes it
+ * pid and start time being the cluster's own, and unless the cluster runs
+ * `--insecure`, `pki_dir` (its throwaway PKI: a private folder holding the CA
+ * key, so whoever can read it can add workers) and `nats_credentials` (the
+ * workers' NATS credentials file in it). Only paths: the file itself holds
+ * no secret. The cluster writes it
  * (atomically) once its coordinator listens and removes it when it ends;
  * `bertfleet worker --join OUTPUT` reads it. A cluster killed outright leaves
  * it behind, naming a pid that is gone: joining that is refused. The
@@ -21,6 +25,8 @@ const ClusterFileSchema = z.strictObject({
   nats: z.string().regex(/^nats:\/\/\S+$/, 'nats://HOST:PORT'),
   pid: z.number().int().positive(),
   started_at_ms: z.number().int().nonnegative(),
+  pki_dir: z.string().min(1).optional(),
+  nats_credentials: z.string().min(1).optional(),
 });
 export type ClusterFile = z.infer<typeof ClusterFileSchema>;
 
@@ -51,7 +57,7 @@ export function readClusterFile(outputDir: string): ClusterFile {
   const parsed = ClusterFileSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new InputError(`--join: ${path} is not a cluster file ({coordinator, nats, pid, started_at_ms} expected): ${problems}`);
+    throw new InputError(`--join: ${path} is not a cluster file ({coordinator, nats, pid, started_at_ms, pki_dir?, nats_credentials?} expected): ${problems}`);
   }
   return parsed.data;
 }

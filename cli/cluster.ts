@@ -3,13 +3,14 @@
  * pipeline, flags and output folder as `bertfleet train`, on a local cluster
  * of real processes supervised by this one (cli/local-cluster.ts):
  * nats-server (a temporary store this process owns), `bertfleet coordinator`
- * and N `bertfleet worker`s on loopback. The flags and the output folder are
+ * and N `bertfleet worker`s on loopback, secured by a throwaway PKI and NATS
+ * users made here (cli/cluster-security.ts) unless `--insecure`. The flags and the output folder are
  * checked here first, with the coordinator's own checks, so a mistake is
  * reported before anything starts. Everything started is stopped on success,
  * on error and on Ctrl-C/SIGTERM, killed if this process exits, and ends on
  * its own if this process is killed outright.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,12 +18,16 @@ import { RunOutputs } from '../coordinator/outputs.js';
 import { refuseIfOutputLocked } from '../coordinator/ownership.js';
 import { createRootLogger, type Logger } from '../shared/log.js';
 import { isPidAlive } from '../shared/owner-identity.js';
+import { makePrivateDir } from '../shared/security/private-files.js';
 import { intFlag, parseFlags, type Options } from './args.js';
 import { removeClusterFile } from './cluster-file.js';
+import { makeClusterSecurity, type ClusterSecurity } from './cluster-security.js';
 import { LocalCluster } from './local-cluster.js';
+import { logSecurity, SECURITY_ENV } from './security-flags.js';
 import { defaultOutputDir, RUN_HELP, runOptions } from './run-flags.js';
 import { installSignalHandlers } from './signals.js';
 import { resolveRunConfig } from './train.js';
+import { workerIds } from './worker-processes.js';
 
 const HELP = `usage: bertfleet cluster [options]
 
@@ -42,12 +47,19 @@ everything (exit 130); \`--resume\` continues the run later.
   --reducers K          cut every gradient into K slices, one reduced by the
                         coordinator and one by each of K-1 reducer processes
                         (default 1: the coordinator reduces it all); same bytes for any K
+  --insecure            plaintext gRPC and NATS without authentication (logged as a warning);
+                        by default the cluster makes a throwaway CA and a certificate per
+                        process in a private temporary folder, removed when it stops, and
+                        nats-server gets a user per role (workers may only read the run state)
 ${RUN_HELP}`;
 
-const NATS_STORE_PREFIX = 'bertfleet-nats-';
+/** The cluster's own temporary folder (mode 0700): the nats store and the throwaway PKI. */
+const CLUSTER_TMP_PREFIX = 'bertfleet-cluster-';
+/** The store folders of clusters before the PKI, also removed when stale. */
+const OLD_NATS_STORE_PREFIX = 'bertfleet-nats-';
 
 export async function run(argv: string[]): Promise<number> {
-  const options: Options = { ...runOptions, workers: { type: 'string' }, reducers: { type: 'string' } };
+  const options: Options = { ...runOptions, workers: { type: 'string' }, reducers: { type: 'string' }, insecure: { type: 'boolean' } };
   const values = parseFlags(argv, options, HELP);
   if (!values) return 0;
   const workers = intFlag(values, 'workers', { min: 1 }) ?? 2;
@@ -59,17 +71,21 @@ export async function run(argv: string[]): Promise<number> {
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   const log = createRootLogger({ service: 'cluster', level: logLevel, fd: 2 });
   await removeStaleStores(log);
-  const store = await mkdtemp(join(tmpdir(), `${NATS_STORE_PREFIX}${process.pid}-`));
+  const tmp = makePrivateDir(`${CLUSTER_TMP_PREFIX}${process.pid}-`);
+  const store = join(tmp, 'nats-store');
   let cluster: LocalCluster | null = null;
   const killAll = (): void => cluster?.killNow();
   const signals = installSignalHandlers(log, { graceMs: 30_000, onForce: killAll });
   process.on('exit', killAll);
   try {
+    await mkdir(store);
+    const security = values['insecure'] === true ? null : await makeClusterSecurity({ parentDir: tmp, workerIds: workerIds(workers), reducers: reducers - 1 });
+    logClusterSecurity(log, security);
     cluster = new LocalCluster({
-      log, workers, reducers, outputDir, logLevel, natsStoreDir: store, env: process.env, signal: signals.signal,
+      log, workers, reducers, outputDir, logLevel, natsStoreDir: store, security, env: childEnv(process.env), signal: signals.signal,
       resume: values['resume'] === true,
       // Always an explicit --output: a restarted coordinator must find the same folder as the first.
-      runArgs: ['--output', outputDir, ...withoutFlags(argv, options, ['workers', 'reducers', 'output', 'resume'])],
+      runArgs: ['--output', outputDir, ...withoutFlags(argv, options, ['workers', 'reducers', 'output', 'resume', 'insecure'])],
     });
     const code = await cluster.run();
     if (signals.signal.aborted) {
@@ -78,7 +94,8 @@ export async function run(argv: string[]): Promise<number> {
     return code;
   } finally {
     removeClusterFile(outputDir, process.pid);
-    await rm(store, { recursive: true, force: true });
+    // The nats store and every key of the throwaway PKI; a resumed cluster makes a new PKI.
+    await rm(tmp, { recursive: true, force: true });
     process.off('exit', killAll);
     signals.dispose();
   }
@@ -97,13 +114,28 @@ export function withoutFlags(argv: readonly string[], options: Options, names: r
   return argv.filter((_, i) => !drop.has(i));
 }
 
-/** Store folders of clusters that were killed outright (their pid is gone): nothing else removes them. */
+/** The children's environment: ours without the security variables (they get their files as flags). */
+function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of SECURITY_ENV) delete out[name];
+  return out;
+}
+
+function logClusterSecurity(log: Logger, security: ClusterSecurity | null): void {
+  if (security === null) {
+    logSecurity(log, { tls: null });
+    return;
+  }
+  log.info({ pkiDir: security.pki.dir, workers: security.pki.workers.size, reducers: security.pki.reducers.length }, 'throwaway PKI and NATS users made');
+}
+
+/** Temporary folders (nats store, PKI) of clusters that were killed outright (their pid is gone): nothing else removes them. */
 async function removeStaleStores(log: Logger): Promise<void> {
   const dir = tmpdir();
   for (const name of await readdir(dir)) {
-    const m = new RegExp(`^${NATS_STORE_PREFIX}(\\d+)-`).exec(name);
+    const m = new RegExp(`^(?:${CLUSTER_TMP_PREFIX}|${OLD_NATS_STORE_PREFIX})(\\d+)-`).exec(name);
     if (m === null || isPidAlive(Number(m[1]))) continue;
     await rm(join(dir, name), { recursive: true, force: true });
-    log.info({ dir: join(dir, name) }, 'removed the nats store of a cluster that is gone');
+    log.info({ dir: join(dir, name) }, 'removed the temporary folder (nats store, keys) of a cluster that is gone');
   }
 }

@@ -18,6 +18,7 @@ import { startBackend } from './backend-flags.js';
 import { createStepProgress } from './progress.js';
 import { defaultOutputDir } from './run-flags.js';
 import { prepareRun } from './run-setup.js';
+import type { SecurityParts } from './security-flags.js';
 import { formatSummary } from './summary.js';
 import { logResumeChanges, resolveRun } from './train.js';
 
@@ -56,7 +57,7 @@ export async function prepareCoordinator(values: Record<string, unknown>, servic
   };
 }
 
-export type DistributedParts = Pick<CoordinatorOptions, 'listen' | 'natsServers' | 'expectedWorkers' | 'signal' | 'reducerAddresses'>;
+export type DistributedParts = Pick<CoordinatorOptions, 'listen' | 'natsServers' | 'expectedWorkers' | 'signal' | 'reducerAddresses'> & SecurityParts;
 
 /** Runs the pipeline through the workers and prints the same summary as `train`. */
 export async function runAndReport(p: PreparedRun, parts: DistributedParts): Promise<number> {

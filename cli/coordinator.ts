@@ -10,6 +10,7 @@
 import { parseFlags, intFlag, UsageError } from './args.js';
 import { prepareCoordinator, runAndReport } from './coordinator-run.js';
 import { RUN_HELP, runOptions } from './run-flags.js';
+import { loadSecurity, logSecurity, NATS_CREDS_HELP, natsCredsOptions, securityChoice, TLS_HELP, tlsOptions } from './security-flags.js';
 import { installSignalHandlers, parentPidFrom } from './signals.js';
 
 const HELP = `usage: bertfleet coordinator [options]
@@ -25,6 +26,8 @@ every step computed by the workers that join it.
                         (default: none, this process reduces the whole gradient)
   --resume auto         resume when --output holds a run (run-config.json), start one when
                         it is absent or empty (plain --resume: the run must be there)
+${TLS_HELP}
+${NATS_CREDS_HELP}
 ${RUN_HELP}`;
 
 /** `--resume auto` (or `--resume=auto`) taken out of argv, since --resume alone is a boolean flag. */
@@ -57,6 +60,8 @@ export async function run(rawArgv: string[]): Promise<number> {
     nats: { type: 'string' },
     workers: { type: 'string' },
     reducers: { type: 'string' },
+    ...tlsOptions,
+    ...natsCredsOptions,
   }, HELP);
   if (!values) return 0;
   if (auto) {
@@ -67,7 +72,10 @@ export async function run(rawArgv: string[]): Promise<number> {
   const expectedWorkers = intFlag(values, 'workers', { min: 1 }) ?? 1;
   const reducerAddresses = ((values['reducers'] as string | undefined) ?? '').split(',').filter((a) => a !== '');
   for (const a of reducerAddresses) parseHostPort(a, 'reducers');
+  // The TLS files are checked before the (long) data load: a mistake is reported at once.
+  const security = loadSecurity(securityChoice(values, process.env, 'coordinator', { needsNats: true }), 'coordinator');
   const prepared = await prepareCoordinator(values, 'coordinator');
+  logSecurity(prepared.log, security);
   // Started by `bertfleet cluster`: stop when it is gone.
   const parentPid = parentPidFrom(process.env);
   const signals = installSignalHandlers(prepared.log, { graceMs: 15_000, ...(parentPid !== undefined && { parentPid }) });
@@ -78,6 +86,7 @@ export async function run(rawArgv: string[]): Promise<number> {
       expectedWorkers,
       reducerAddresses,
       signal: signals.signal,
+      ...security,
     });
   } catch (err) {
     if (signals.signal.aborted) {

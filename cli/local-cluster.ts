@@ -4,7 +4,10 @@
  * coordinator (`bin/bertfleet coordinator` on a fixed loopback port,
  * restarted with `--resume auto` if it crashes, a few times at most), and N
  * workers (never restarted; one that ends is logged, the run goes on). Once
- * the coordinator listens, `OUTPUT/cluster.json` says where to join.
+ * the coordinator listens, `OUTPUT/cluster.json` says where to join. Unless
+ * `--insecure`, every child gets its certificate and NATS credentials from
+ * the cluster's throwaway PKI (cluster-security.ts) as file paths, and
+ * nats-server runs the generated config (users, permissions, TLS).
  *
  * `run()` resolves with the exit status: the coordinator's final one, 130 or
  * 143 after a signal, 1 when nats-server cannot be kept up. Stopping is in
@@ -21,6 +24,7 @@ import { exitStatus } from '../shared/process/kill-with-grace.js';
 import { Supervisor, type SupervisedEnd } from '../shared/process/supervisor.js';
 import { launchCoordinator, launchReducer, freeLoopbackPort } from './child-processes.js';
 import { writeClusterFile } from './cluster-file.js';
+import { coordinatorSecurityArgs, reducerSecurityArgs, workerSecurityArgs, type ClusterSecurity } from './cluster-security.js';
 import { InterruptedError } from './signals.js';
 import { WorkerProcesses } from './worker-processes.js';
 
@@ -47,6 +51,8 @@ export interface LocalClusterOptions {
   resume: boolean;
   logLevel: string;
   natsStoreDir: string;
+  /** The throwaway PKI and NATS users (cluster-security.ts); null: --insecure. */
+  security: ClusterSecurity | null;
   /** For children: our environment, and the PATH searched for nats-server and setpriv. */
   env: NodeJS.ProcessEnv;
   signal: AbortSignal;
@@ -65,7 +71,9 @@ export class LocalCluster {
 
   constructor(private readonly o: LocalClusterOptions) {
     this.log = o.log.child({ component: 'local-cluster' });
-    this.processes = new WorkerProcesses({ log: o.log, extraArgs: ['--log-level', o.logLevel], env: o.env });
+    this.processes = new WorkerProcesses({
+      log: o.log, extraArgs: ['--log-level', o.logLevel], env: o.env, securityArgs: (id) => workerSecurityArgs(o.security, id),
+    });
   }
 
   get workerCount(): number {
@@ -122,6 +130,7 @@ export class LocalCluster {
         const { child, ready } = launchNatsServer({
           storeDir: this.o.natsStoreDir, port, log: this.o.log, detached: true, dieWithParent: true,
           ...(this.o.env['PATH'] !== undefined && { searchPath: this.o.env['PATH'] }),
+          ...(this.o.security !== null && { configFile: this.o.security.nats.configFile }),
         });
         return { child, ready: ready.then((h) => void (handle = h)) };
       },
@@ -146,7 +155,7 @@ export class LocalCluster {
       const address = `${host}:${port}`;
       const sup = new Supervisor({
         name: `reducer-${j}`, log: this.o.log, restartLimit: RESTART_LIMIT, restartOn: (exit) => exit.code !== 0,
-        launch: () => launchReducer(['--log-level', this.o.logLevel], { host, port }, this.o.env),
+        launch: () => launchReducer(['--log-level', this.o.logLevel, ...reducerSecurityArgs(this.o.security, j)], { host, port }, this.o.env),
         onReady: (child, attempt) => this.log.info({ pid: child.pid, address, attempt, reducer: j }, 'reducer process started'),
       });
       this.reducers.push(sup);
@@ -164,6 +173,7 @@ export class LocalCluster {
       // A restart resumes from the run's latest trainer state, or starts it if none was written yet.
       ...(attempt > 0 ? ['--resume', 'auto'] : this.o.resume ? ['--resume'] : []),
       ...(reducerAddresses.length > 0 ? ['--reducers', reducerAddresses.join(',')] : []),
+      ...coordinatorSecurityArgs(this.o.security),
       ...this.o.runArgs,
     ];
     this.coordinator = new Supervisor({
@@ -176,7 +186,11 @@ export class LocalCluster {
         this.log.info({ pid: child.pid, address, attempt }, 'coordinator process started');
         // A coordinator that got ready while everything stops gets no workers (they would outlive the stop).
         if (attempt > 0 || this.stopping) return;
-        writeClusterFile(this.o.outputDir, { coordinator: address, nats: natsUrl, pid: process.pid, started_at_ms: this.startedAtMs });
+        const security = this.o.security;
+        writeClusterFile(this.o.outputDir, {
+          coordinator: address, nats: natsUrl, pid: process.pid, started_at_ms: this.startedAtMs,
+          ...(security !== null && { pki_dir: security.pki.dir, nats_credentials: security.nats.credentials.worker }),
+        });
         this.processes.start(this.o.workers, address, natsUrl);
       },
     });

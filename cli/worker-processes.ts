@@ -16,7 +16,15 @@ export interface WorkerProcessOptions {
   log: Logger;
   /** Passed to every worker: --log-level. */
   extraArgs: readonly string[];
+  /** The flags of one worker's certificate and NATS credentials (or --insecure). */
+  securityArgs: (workerId: string) => string[];
   env: NodeJS.ProcessEnv;
+}
+
+/** The ids of `count` workers: worker-1 .. worker-N, zero-padded so that id order is start order. */
+export function workerIds(count: number): string[] {
+  const width = String(count).length;
+  return Array.from({ length: count }, (_, i) => `worker-${String(i + 1).padStart(width, '0')}`);
 }
 
 export class WorkerProcesses {
@@ -36,10 +44,8 @@ export class WorkerProcesses {
   }
 
   start(count: number, coordinator: string, nats: string): void {
-    const width = String(count).length;
-    for (let i = 1; i <= count; i++) {
-      const id = `worker-${String(i).padStart(width, '0')}`;
-      const args = ['worker', '--coordinator', coordinator, '--nats', nats, '--worker-id', id, ...this.o.extraArgs];
+    for (const id of workerIds(count)) {
+      const args = ['worker', '--coordinator', coordinator, '--nats', nats, '--worker-id', id, ...this.o.securityArgs(id), ...this.o.extraArgs];
       const worker = new Supervisor({
         name: id, log: this.log,
         launch: () => launchBertfleet(args, this.o.env),

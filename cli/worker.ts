@@ -9,12 +9,14 @@
  */
 import { hostname } from 'node:os';
 import { createRootLogger, type Logger } from '../shared/log.js';
+import { issueWorkerCert } from '../shared/security/throwaway-pki.js';
 import { ComputeHost } from '../worker/compute-host.js';
 import type { FaultInjection } from '../worker/compute-protocol.js';
 import { runWorker } from '../worker/main.js';
 import { parseFlags, UsageError } from './args.js';
 import { BACKEND_NAMES, backendChoice, backendOptions } from './backend-flags.js';
-import { readLiveClusterFile } from './cluster-file.js';
+import { readLiveClusterFile, type ClusterFile } from './cluster-file.js';
+import { loadSecurity, logSecurity, NATS_CREDS_HELP, natsCredsOptions, securityChoice, tlsFilesGiven, TLS_HELP, tlsOptions, type SecurityParts } from './security-flags.js';
 import { parentPidFrom, watchParent } from './signals.js';
 
 /** Test hook (fault-injection tests, the soak): makes this worker a straggler. */
@@ -53,12 +55,16 @@ library and CPU features).
   --coordinator HOST:PORT  the coordinator's gRPC address
   --nats URL               nats://HOST:PORT of the control plane (run state, phases)
   --join OUTPUT            join the \`bertfleet cluster\` running on OUTPUT: both addresses
-                           from OUTPUT/cluster.json (--coordinator and --nats override them)
-  --worker-id ID           this worker's id (default <hostname>-<pid>); workers are
-                           given micro-batches in id order
+                           from OUTPUT/cluster.json (--coordinator and --nats override them),
+                           and a certificate for --worker-id signed by the cluster's CA
+  --worker-id ID           this worker's id; with TLS it must be the id its certificate
+                           names (default: that id; with --insecure or --join: <hostname>-<pid>);
+                           workers are given micro-batches in id order
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default: the run config's)
   --blas-threads N         OpenBLAS threads for wasm-blas (default: the run config's)
   --log-level LEVEL        pino level (default info); logs are JSON lines on stderr
+${TLS_HELP}
+${NATS_CREDS_HELP}
 
 SIGTERM drains the worker: it finishes and uploads the share in hand, leaves the
 run (reason drained) and exits 0; the coordinator gives later steps to the others.
@@ -103,13 +109,38 @@ function workerSignals(log: Logger, parentPid: number | undefined): { drain: Abo
   };
 }
 
+const flagOf = (values: Record<string, unknown>, name: string): string | undefined =>
+  typeof values[name] === 'string' && values[name] !== '' ? (values[name] as string) : undefined;
+
 /** The coordinator and NATS addresses: explicit flags first, then --join's cluster file. */
-function addresses(values: Record<string, unknown>): { coordinator: string; nats: string | undefined } {
-  const flag = (name: string): string | undefined => (typeof values[name] === 'string' && values[name] !== '' ? (values[name] as string) : undefined);
-  const joined = flag('join') !== undefined ? readLiveClusterFile(flag('join')!) : undefined;
-  const coordinator = flag('coordinator') ?? joined?.coordinator;
+function addresses(values: Record<string, unknown>, joined: ClusterFile | undefined): { coordinator: string; nats: string | undefined } {
+  const coordinator = flagOf(values, 'coordinator') ?? joined?.coordinator;
   if (coordinator === undefined) throw new UsageError('--coordinator HOST:PORT or --join OUTPUT is required');
-  return { coordinator, nats: flag('nats') ?? joined?.nats };
+  return { coordinator, nats: flagOf(values, 'nats') ?? joined?.nats };
+}
+
+/**
+ * This worker's id and TLS material. With TLS files the certificate names
+ * the id: `--worker-id` must be that id, and is that id when absent. With
+ * `--join` and no TLS files of its own, the worker signs a certificate for
+ * its id with the cluster's CA (cluster.json's pki_dir) and takes the
+ * workers' NATS credentials from there.
+ */
+async function workerSecurity(values: Record<string, unknown>, joined: ClusterFile | undefined): Promise<{ workerId: string; security: SecurityParts }> {
+  const explicitId = flagOf(values, 'worker-id');
+  const defaultId = `${hostname()}-${process.pid}`;
+  const ownFiles = tlsFilesGiven(values, process.env) !== null || values['insecure'] === true;
+  let fallback;
+  if (joined !== undefined && !ownFiles) {
+    if (joined.pki_dir === undefined || joined.nats_credentials === undefined) {
+      throw new UsageError(`--join ${flagOf(values, 'join')}: that cluster runs with --insecure (no TLS); join it with --insecure, or give TLS files`);
+    }
+    fallback = { tlsFiles: await issueWorkerCert(joined.pki_dir, explicitId ?? defaultId), natsCredentialsFile: joined.nats_credentials };
+  }
+  const choice = securityChoice(values, process.env, 'worker', { needsNats: true, ...(fallback !== undefined && { fallback }) });
+  if (choice.tlsFiles === null) return { workerId: explicitId ?? defaultId, security: loadSecurity(choice, 'worker') };
+  const security = loadSecurity(choice, 'worker', explicitId);
+  return { workerId: security.tls!.identity.id!, security };
 }
 
 
@@ -121,17 +152,22 @@ export async function run(argv: string[]): Promise<number> {
     'worker-id': { type: 'string' },
     'log-level': { type: 'string' },
     ...backendOptions,
+    ...tlsOptions,
+    ...natsCredsOptions,
   }, HELP);
   if (!values) return 0;
-  const { coordinator, nats } = addresses(values);
-  const workerId = (values['worker-id'] as string | undefined) ?? `${hostname()}-${process.pid}`;
+  const joined = flagOf(values, 'join') !== undefined ? readLiveClusterFile(flagOf(values, 'join')!) : undefined;
+  const { coordinator, nats } = addresses(values, joined);
+  const { workerId, security } = await workerSecurity(values, joined);
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   const delayMs = testDelayMs();
   const faultInject = testFault();
   const log = createRootLogger({ service: 'worker', level: logLevel, fd: 2, bindings: { workerId } });
+  logSecurity(log, security);
   const signals = workerSignals(log, parentPidFrom(process.env));
   try {
     const reason = await runWorker({
+      ...security,
       coordinator,
       ...(nats !== undefined && { natsServers: nats }),
       workerId,

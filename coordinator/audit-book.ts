@@ -8,7 +8,9 @@
  * `onMismatch` (the executor fails the run with it). The comparison never
  * holds up a step: reports may come after the step is reduced. An audit one
  * of whose workers left is dropped (logged), not an error; so is the oldest
- * when more than `keep` are waiting.
+ * when more than `keep` are waiting. A digest is kept only from the two
+ * workers named, and only within size bounds (DIGEST_LIMITS), so the book's
+ * memory is bounded whatever a worker reports.
  *
  * Knows nothing of gRPC or of how digests are computed.
  */
@@ -30,6 +32,21 @@ interface Pending {
   step: number;
   plan: AuditPlan;
   digests: Map<string, ReportedDigest>;
+}
+
+/** The largest digest kept: a BERT has a few hundred tensors; every string is a digest, a name or a short JSON. */
+export const DIGEST_LIMITS = { tensors: 4096, nameChars: 256, sha256Chars: 128, statsJsonChars: 4096, fingerprintChars: 1024 } as const;
+
+/** ProtocolError naming the field when a digest exceeds DIGEST_LIMITS. */
+export function checkDigestSize(what: string, d: ReportedDigest): void {
+  const L = DIGEST_LIMITS;
+  const over = (field: string, max: number, got: number): ProtocolError => new ProtocolError(`${what}: ${field} expected at most ${max}, got ${got}`);
+  if (d.tensors.length > L.tensors) throw over('tensors', L.tensors, d.tensors.length);
+  const long = d.tensors.find((t) => t.name.length > L.nameChars);
+  if (long !== undefined) throw over('tensor name characters', L.nameChars, long.name.length);
+  if (d.sha256.length > L.sha256Chars) throw over('sha256 characters', L.sha256Chars, d.sha256.length);
+  if (d.statsJson.length > L.statsJsonChars) throw over('stats_json characters', L.statsJsonChars, d.statsJson.length);
+  if (d.fingerprint.length > L.fingerprintChars) throw over('fingerprint characters', L.fingerprintChars, d.fingerprint.length);
 }
 
 export interface AuditBookOptions {
@@ -85,6 +102,7 @@ export class AuditBook {
       throw new ProtocolError(`${what}: expected a report from ${p.plan.owner} or ${p.plan.auditor}, got one from ${workerId}`);
     }
     if (index !== p.plan.index) throw new ProtocolError(`${what}: expected micro-batch ${p.plan.index}, got ${index}`);
+    checkDigestSize(what, digest);
     p.digests.set(workerId, digest);
     const a = p.digests.get(p.plan.owner);
     const b = p.digests.get(p.plan.auditor);

@@ -6,9 +6,15 @@
  * adapter maps to status codes (shared/wire/status-codes.ts). Refused uploads
  * and registrations are logged at warn with the worker and the reason.
  *
+ * With mTLS, every call that names a worker must come from that worker's
+ * certificate (shared/wire/peer-binding.ts), checked before anything is
+ * counted; GetRunConfig takes any worker or reducer certificate. A refused
+ * registration tells an unauthenticated peer (plaintext, `--insecure`) which
+ * field differs but not the run's value; the log has both.
+ *
  * Knows the wire messages, not grpc-js; knows nothing of NATS.
  */
-import { checkFingerprints } from '../shared/cluster/fingerprints.js';
+import { checkFingerprints, type RunFingerprints } from '../shared/cluster/fingerprints.js';
 import { decodeStats } from '../shared/cluster/stats-json.js';
 import { ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -39,13 +45,27 @@ import {
   type StateChunk,
   type StateRequest,
 } from '../shared/wire/messages.js';
+import { boundUpload, requireWorker } from '../shared/wire/peer-binding.js';
 import type { CallContext, CoordinatorHandlers } from '../shared/wire/service.js';
 import { stateChunks } from '../shared/wire/state-payload.js';
 import { assignmentFor } from './assignment-message.js';
 import type { DistributedExecutor } from './distributed-executor.js';
 import { receivePartial, serveReduced, type ExchangeSide } from './exchange-handlers.js';
+import { parseWorkerTimings } from './worker-timings.js';
 
 const WORKER_ID = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/**
+ * The refusal an unauthenticated peer gets for `err` (checkFingerprints'
+ * `<who>: <field> differs: expected X, got Y`): the field and its own value,
+ * not the run's.
+ */
+function withoutExpected(err: ProtocolError, who: string, got: RunFingerprints): ProtocolError {
+  const rest = err.message.startsWith(`${who}: `) ? err.message.slice(who.length + 2) : '';
+  const field = /^(\w+) differs:/.exec(rest)?.[1];
+  const value = field !== undefined && field in got ? ` (got ${String(got[field as keyof RunFingerprints])})` : '';
+  return new ProtocolError(`${who}: ${field ?? 'a fingerprint'} differs from the run's${value}; the expected value is in the coordinator's log`);
+}
 
 function trainPhase(phase: string, what: string): TrainPhase {
   if (!isTrainPhase(phase)) throw new ProtocolError(`${what}: expected phase pretrain or finetune, got ${JSON.stringify(phase)}`);
@@ -89,7 +109,8 @@ export class CoordinatorService implements CoordinatorHandlers {
     this.ex.membership.touch(workerId, this.now());
   }
 
-  async getRunConfig(req: RunConfigRequest): Promise<RunConfigReply> {
+  async getRunConfig(req: RunConfigRequest, ctx: CallContext): Promise<RunConfigReply> {
+    requireWorker(ctx, req.worker_id, 'GetRunConfig', ['reducer']);
     if (req.protocol_version !== PROTOCOL_VERSION) {
       const err = new ProtocolError(`worker ${req.worker_id}: protocol_version differs: expected ${PROTOCOL_VERSION}, got ${req.protocol_version}`);
       this.log.warn({ workerId: req.worker_id, err }, 'worker refused');
@@ -98,15 +119,26 @@ export class CoordinatorService implements CoordinatorHandlers {
     return { run_id: this.runId, protocol_version: PROTOCOL_VERSION, run_config_json: this.ex.runConfigJson };
   }
 
-  async register(req: RegisterRequest): Promise<RegisterReply> {
+  async register(req: RegisterRequest, ctx: CallContext): Promise<RegisterReply> {
+    requireWorker(ctx, req.worker_id, 'Register');
+    const who = `registration of worker ${req.worker_id} refused`;
+    const refused = (err: unknown): unknown => {
+      this.log.warn({ workerId: req.worker_id.slice(0, 130), hostname: req.hostname.slice(0, 255), pid: req.pid, peer: ctx.peer, err }, 'worker refused');
+      return err;
+    };
+    if (!WORKER_ID.test(req.worker_id)) throw refused(new ProtocolError(`worker_id must be 1-128 characters of [A-Za-z0-9_.-], got ${JSON.stringify(req.worker_id)}`));
     try {
-      if (!WORKER_ID.test(req.worker_id)) throw new ProtocolError(`worker_id must be 1-128 characters of [A-Za-z0-9_.-], got ${JSON.stringify(req.worker_id)}`);
-      checkFingerprints(this.ex.opts.fingerprints, req, `registration of worker ${req.worker_id} refused`);
+      checkFingerprints(this.ex.opts.fingerprints, req, who);
     } catch (err) {
-      this.log.warn({ workerId: req.worker_id, hostname: req.hostname, pid: req.pid, err }, 'worker refused');
-      throw err;
+      refused(err);
+      // An authenticated peer (mTLS) may see the run's values; anyone else only the field that differs.
+      throw ctx.identity === null && err instanceof ProtocolError ? withoutExpected(err, who, req) : err;
     }
-    this.ex.membership.register(req.worker_id, req.hostname, req.pid, this.now());
+    try {
+      this.ex.membership.register(req.worker_id, req.hostname, req.pid, this.now()); // bounded: cluster.maxWorkers, id, hostname
+    } catch (err) {
+      throw refused(err);
+    }
     const { phase, step } = this.ex.currentPhase();
     return {
       run_id: this.runId,
@@ -121,6 +153,7 @@ export class CoordinatorService implements CoordinatorHandlers {
   }
 
   async nextAssignment(req: AssignmentRequest, ctx: CallContext): Promise<Assignment> {
+    requireWorker(ctx, req.worker_id, 'NextAssignment');
     this.touch(req.worker_id);
     const task = await this.ex.tasks.waitAfter(req.after_seq, this.pollMs, ctx.signal);
     this.touch(req.worker_id);
@@ -129,12 +162,13 @@ export class CoordinatorService implements CoordinatorHandlers {
   }
 
   /** Sums each chunk into the step's reduction as it arrives (StepRound); acknowledges once the whole partial is in. */
-  pushGradient(chunks: AsyncIterable<GradientChunk>): Promise<PushAck> {
-    return receivePartial(chunks, this.exchange);
+  pushGradient(chunks: AsyncIterable<GradientChunk>, ctx: CallContext): Promise<PushAck> {
+    return receivePartial(boundUpload(chunks, ctx, 'PushGradient'), this.exchange);
   }
 
   /** Streams the step's reduced gradient (slice 0 with reducers) chunk by chunk, each as soon as it is final. */
   pullReduced(req: PullRequest, ctx: CallContext): AsyncIterable<GradientChunk> {
+    requireWorker(ctx, req.worker_id, 'PullReduced');
     return serveReduced(req, trainPhase(req.phase, `PullReduced from ${req.worker_id}`), ctx, this.exchange);
   }
 
@@ -146,13 +180,15 @@ export class CoordinatorService implements CoordinatorHandlers {
     throw new ProtocolError('Reassign is for reducer processes; this is the coordinator');
   }
 
-  async heartbeat(req: HeartbeatRequest): Promise<HeartbeatReply> {
+  async heartbeat(req: HeartbeatRequest, ctx: CallContext): Promise<HeartbeatReply> {
+    requireWorker(ctx, req.worker_id, 'Heartbeat');
     this.touch(req.worker_id);
     const { phase, step } = this.ex.currentPhase();
     return { coordinator_step: step, phase, drain: false };
   }
 
-  async pushEvalResults(req: EvalResults): Promise<EvalAck> {
+  async pushEvalResults(req: EvalResults, ctx: CallContext): Promise<EvalAck> {
+    requireWorker(ctx, req.worker_id, 'PushEvalResults');
     this.touch(req.worker_id);
     const run = this.ex.evalFor(req.worker_id, req.seq);
     const what = (i: number): string => `eval chunk ${i} of task ${req.seq} from ${req.worker_id}`;
@@ -161,6 +197,7 @@ export class CoordinatorService implements CoordinatorHandlers {
   }
 
   async *fetchState(req: StateRequest, ctx: CallContext): AsyncIterable<StateChunk> {
+    requireWorker(ctx, req.worker_id, 'FetchState');
     this.touch(req.worker_id);
     const packed = await this.ex.stateFor(req.phase, ctx.signal);
     this.log.info({ workerId: req.worker_id, phase: packed.header.phase, step: packed.header.step, seq: packed.header.seq, bytes: packed.payload.byteLength }, 'serving state');
@@ -168,7 +205,8 @@ export class CoordinatorService implements CoordinatorHandlers {
     this.ex.membership.markTraining(req.worker_id);
   }
 
-  async reportChecksum(req: ChecksumRequest): Promise<ChecksumReply> {
+  async reportChecksum(req: ChecksumRequest, ctx: CallContext): Promise<ChecksumReply> {
+    requireWorker(ctx, req.worker_id, 'ReportChecksum');
     this.touch(req.worker_id);
     const phase = trainPhase(req.phase, `ReportChecksum from ${req.worker_id}`);
     const r = this.ex.checksums.report(req.worker_id, phase, req.step, req.checksum);
@@ -177,7 +215,8 @@ export class CoordinatorService implements CoordinatorHandlers {
   }
 
   /** A digest of an audited micro-batch; compared with the other worker's when both are in (audit-book.ts). */
-  async reportAudit(req: AuditReport): Promise<AuditReply> {
+  async reportAudit(req: AuditReport, ctx: CallContext): Promise<AuditReply> {
+    requireWorker(ctx, req.worker_id, 'ReportAudit');
     this.touch(req.worker_id);
     const phase = trainPhase(req.phase, `ReportAudit from ${req.worker_id}`);
     const digest = { sha256: req.sha256, tensors: req.tensors.map((t) => ({ name: t.name, crc32: t.crc32 })), statsJson: req.stats_json, fingerprint: req.fingerprint };
@@ -186,7 +225,8 @@ export class CoordinatorService implements CoordinatorHandlers {
     return { outcome };
   }
 
-  async leave(req: LeaveRequest): Promise<LeaveReply> {
+  async leave(req: LeaveRequest, ctx: CallContext): Promise<LeaveReply> {
+    requireWorker(ctx, req.worker_id, 'Leave');
     if (req.reason !== 'drained' && req.reason !== 'error') {
       throw new ProtocolError(`Leave from ${req.worker_id}: expected reason drained or error, got ${JSON.stringify(req.reason)}`);
     }
@@ -194,17 +234,10 @@ export class CoordinatorService implements CoordinatorHandlers {
     return { reassigned };
   }
 
-  async reportMetrics(req: MetricsRequest): Promise<Empty> {
+  async reportMetrics(req: MetricsRequest, ctx: CallContext): Promise<Empty> {
+    requireWorker(ctx, req.worker_id, 'ReportMetrics');
     this.touch(req.worker_id);
-    let fields: unknown;
-    try {
-      fields = JSON.parse(req.json);
-    } catch (err) {
-      throw new ProtocolError(`ReportMetrics from ${req.worker_id}: expected a JSON object, got ${JSON.stringify(req.json.slice(0, 80))}`, { cause: err });
-    }
-    if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
-      throw new ProtocolError(`ReportMetrics from ${req.worker_id}: expected a JSON object, got ${req.json.slice(0, 80)}`);
-    }
+    const fields = parseWorkerTimings(req.worker_id, req.json);
     this.log.info({ workerId: req.worker_id, step: req.step, ...fields }, 'worker timings');
     return {};
   }

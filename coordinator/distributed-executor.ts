@@ -113,7 +113,7 @@ interface StepSlot {
 const COORDINATOR_PULLER = 'coordinator';
 
 export class DistributedExecutor implements StepExecutor {
-  readonly membership = new Membership();
+  readonly membership: Membership;
   readonly tasks = new TaskLog();
   readonly reduced = new ReducedStore();
   readonly checksums: ChecksumBook;
@@ -142,6 +142,7 @@ export class DistributedExecutor implements StepExecutor {
 
   constructor(readonly opts: DistributedOptions) {
     this.log = opts.log.child({ component: 'executor' });
+    this.membership = new Membership({ maxWorkers: opts.config.cluster.maxWorkers });
     this.now = opts.nowMs ?? Date.now;
     this.runConfigJson = JSON.stringify(opts.config);
     this.snapshots = new StateSnapshots(opts.runId);
@@ -408,6 +409,7 @@ export class DistributedExecutor implements StepExecutor {
     this.audits.drop(member.id, `left (${member.leftReason ?? 'unknown'})`);
     this.reduced.forget(member.id);
     this.speeds.forget(member.id);
+    this.polled.delete(member.id);
     void this.recover(member.id);
   }
 

@@ -72,19 +72,27 @@ export class EvalCollection {
     this.addBlocks(seq, blocks);
   }
 
+  /**
+   * Takes a worker's results; returns how many were new. Every result is
+   * checked before any is kept: an index outside the evaluation, an index
+   * repeated in the message, more results than chunks, or one not assigned
+   * to the worker is a ProtocolError naming the worker, the task and the
+   * index (the worker's chunks are then redone by others once it is
+   * gone, as for any refusal). A repeat of results already received from the
+   * same worker (a retry) is AlreadyReceivedError.
+   */
   accept(workerId: string, seq: number, results: readonly ChunkResult[]): number {
     const what = `eval results of task ${seq} from ${workerId}`;
     if (!this.seqs.has(seq)) throw new ProtocolError(`${what}: expected one of tasks ${[...this.seqs].join(', ')}`);
+    this.checkIndices(what, results);
     const fresh = results.filter((r) => !(this.from[r.index] === workerId && this.stats[r.index] !== undefined));
     if (fresh.length === 0 && results.length > 0) throw new AlreadyReceivedError(`${what}: every chunk was already received`);
     if (this.result.settled) throw new ProtocolError(`${what}: the evaluation is already complete`);
-    const seen = new Set<number>();
     for (const r of fresh) {
-      if (!Number.isInteger(r.index) || r.index < 0 || r.index >= this.owner.length || this.owner[r.index] !== workerId) {
+      if (this.owner[r.index] !== workerId) {
         throw new ProtocolError(`${what}: chunk ${r.index} is not assigned to it: expected chunks in ${this.owedBy(workerId).map((x) => `[${x.lo}, ${x.hi})`).join(' ') || '(none)'}`);
       }
-      if (this.stats[r.index] !== undefined || seen.has(r.index)) throw new ProtocolError(`${what}: chunk ${r.index} was already received`);
-      seen.add(r.index);
+      if (this.stats[r.index] !== undefined) throw new ProtocolError(`${what}: chunk ${r.index} was already received from ${this.from[r.index]}`);
     }
     for (const r of fresh) {
       this.stats[r.index] = r.stats;
@@ -96,6 +104,20 @@ export class EvalCollection {
       this.result.resolve({ stats: this.stats as MicroStats[], predictions: this.predictions as Int32Array[] });
     }
     return fresh.length;
+  }
+
+  /** Each result names a chunk of this evaluation, once: ProtocolError naming the index otherwise. */
+  private checkIndices(what: string, results: readonly ChunkResult[]): void {
+    const n = this.owner.length;
+    if (results.length > n) throw new ProtocolError(`${what}: expected at most ${n} results (the evaluation's chunks), got ${results.length}`);
+    const seen = new Set<number>();
+    for (const r of results) {
+      if (!Number.isInteger(r.index) || r.index < 0 || r.index >= n) {
+        throw new ProtocolError(`${what}: chunk index ${r.index} is outside the evaluation's chunks [0, ${n})`);
+      }
+      if (seen.has(r.index)) throw new ProtocolError(`${what}: chunk ${r.index} is repeated in the results (index ${r.index} appears twice)`);
+      seen.add(r.index);
+    }
   }
 
   fail(err: unknown): void {

@@ -5,6 +5,7 @@
  * warning when every prediction is one class). Chunks are fixed by index, so
  * the figures do not depend on who computed them.
  */
+import { ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { sourceOf, type ClassifyArrays, type DatasetName, type RunDatasets } from '../shared/training/batches.js';
 import { labelCounts } from '../shared/training/class-weights.js';
@@ -58,8 +59,12 @@ export async function evaluateClassification(
   const predictions: number[] = [];
   chunks.forEach((chunk, i) => {
     const b = source.batch(chunk) as ClassifyArrays;
+    const got = out.predictions[i]!;
+    if (got.length !== chunk.length) {
+      throw new ProtocolError(`${dataset} evaluation chunk ${i}: expected ${chunk.length} predictions, got ${got.length}`);
+    }
     labels.push(...b.labels);
-    predictions.push(...out.predictions[i]!);
+    predictions.push(...got);
   });
   const s = sumStats(out.stats);
   const base = classificationMetrics(confusionMatrix(labels, predictions, data.labels.length), data.labels, s.lossSum);

@@ -13,7 +13,7 @@
  * Knows the wire messages, not grpc-js.
  */
 import { decodeIndexedStats } from '../shared/cluster/stats-json.js';
-import { AlreadyReceivedError, ShapeError } from '../shared/errors.js';
+import { AlreadyReceivedError, ProtocolError, ShapeError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
 import { describeGradient, gradientDataChunk, gradientHeaderChunk, readGradient } from '../shared/wire/gradient-stream.js';
@@ -21,6 +21,7 @@ import type { GradientChunk, GradientHeader, PullRequest, PushAck } from '../sha
 import type { CallContext } from '../shared/wire/service.js';
 import type { ReducedStore } from './reduced-store.js';
 import type { StepRound, Upload } from './step-round.js';
+import type { UploadClaim } from './upload-claims.js';
 
 export interface ExchangeSide {
   log: Logger;
@@ -38,9 +39,13 @@ export async function receivePartial(chunks: AsyncIterable<GradientChunk>, side:
   let round: StepRound | undefined;
   let upload: Upload | undefined;
   let header: GradientHeader | undefined;
+  let claim: UploadClaim | undefined;
+  // Aborted when a newer stream of the same worker and subtree (a retry) takes over.
+  const stop = new AbortController();
   try {
-    const stream = readGradient(chunks, {
+    const stream = readGradient(untilAborted(chunks, stop.signal), {
       untilLast: true,
+      // Before any data: who sends, for which step, and the sizes the round expects (nothing is sized by the header).
       accept: (h) => {
         who = { workerId: h.worker_id, phase: h.phase, step: h.step, range: h.range };
         side.touch?.(h.worker_id);
@@ -50,11 +55,16 @@ export async function receivePartial(chunks: AsyncIterable<GradientChunk>, side:
         if (h.chunk_bytes !== round.chunkBytes) {
           throw new ShapeError(`${describeGradient(h)}: chunk size`, `${round.chunkBytes} bytes (the run's cluster.chunkBytes)`, `${h.chunk_bytes} bytes`);
         }
+        if (h.stats_json.length > maxStatsJsonChars(round.microBatches)) {
+          throw new ProtocolError(`${describeGradient(h)}: stats_json expected at most ${maxStatsJsonChars(round.microBatches)} characters, got ${h.stats_json.length}`);
+        }
       },
     });
     for await (const m of stream) {
       if (m.header !== undefined) {
         header = m.header;
+        // One stream per (worker, subtree): a duplicate is settled here, before any chunk is read or pooled.
+        claim = await round!.claim(header.worker_id, header.range, stop);
         upload = round!.begin(header.worker_id, header.range, decodeIndexedStats(header.stats_json, `upload of step ${header.step} from ${header.worker_id}`));
       } else {
         round!.addChunk(upload!, m.piece.index, m.piece.bytes);
@@ -71,6 +81,36 @@ export async function receivePartial(chunks: AsyncIterable<GradientChunk>, side:
     if (err instanceof AlreadyReceivedError) side.log.debug({ ...who, err }, 'repeated upload');
     else side.log.warn({ ...who, err }, 'upload rejected');
     throw err;
+  } finally {
+    claim?.release();
+  }
+}
+
+/**
+ * The stats of a partial: one small JSON object per micro-batch (~200
+ * characters); anything far beyond is refused before it is parsed.
+ */
+export function maxStatsJsonChars(microBatches: number): number {
+  return 1024 * (microBatches + 1);
+}
+
+/** `chunks`, ending with the signal's reason as soon as it aborts (even while waiting for the next chunk). */
+async function* untilAborted<T>(chunks: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const it = chunks[Symbol.asyncIterator]();
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
+  try {
+    for (;;) {
+      const next = await Promise.race([it.next(), aborted]);
+      if (next.done === true) return;
+      yield next.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 

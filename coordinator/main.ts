@@ -7,6 +7,9 @@
  * evaluate) through the distributed executor, mirror phases, checkpoints and
  * step metrics into the control plane, then tell every worker to stop and
  * release the port and the connection — on success, on error and on abort.
+ * With TLS material the gRPC service speaks mTLS (workers' certificates bind
+ * their ids) and the coordinator reaches the reducers with its own
+ * certificate; NATS credentials and TLS are passed through to connectControl.
  * `bertfleet coordinator` and `bertfleet cluster` both run this; what they
  * add (flags, data loading, worker processes, progress) stays in cli/.
  */
@@ -14,10 +17,11 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
-import { connectControl, type ControlConnection } from '../shared/control/connect.js';
+import { connectControl, type ControlConnectOptions, type ControlConnection } from '../shared/control/connect.js';
 import { RunLease } from '../shared/control/lease.js';
 import type { Logger } from '../shared/log.js';
 import type { OwnerIdentity } from '../shared/owner-identity.js';
+import type { TlsMaterial } from '../shared/security/tls-material.js';
 import type { BertConfig } from '../shared/model/config.js';
 import type { RunDatasets } from '../shared/training/batches.js';
 import { createServer } from '../shared/wire/grpc.js';
@@ -47,6 +51,16 @@ export interface CoordinatorOptions {
   natsMaxWaitMs?: number;
   /** `--reducers K`: the addresses of reducers 1 .. K-1 (`bertfleet reducer` processes). */
   reducerAddresses?: readonly string[];
+  /**
+   * The coordinator's certificate (role coordinator), its key and the CA:
+   * the gRPC service requires client certificates from that CA, and the
+   * reducers are reached with it. null: plaintext (`--insecure` only).
+   */
+  tls: TlsMaterial | null;
+  /** NATS credentials file of the coordinator role (shared/control/nats-auth.ts); absent: none. */
+  natsCredentialsFile?: string;
+  /** TLS to nats-server: CA, certificate and key, as PEM (a TlsMaterial fits). */
+  natsTls?: ControlConnectOptions['tls'];
 }
 
 /** One id per run and output folder: a resumed run keeps it, another folder gets another. */
@@ -76,6 +90,8 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
   const log = o.log.child({ component: 'coordinator' });
   const conn: ControlConnection = await connectControl({
     servers: o.natsServers, name: 'coordinator', log: o.log, ...(o.natsMaxWaitMs !== undefined && { maxWaitMs: o.natsMaxWaitMs }),
+    ...(o.natsCredentialsFile !== undefined && { credentialsFile: o.natsCredentialsFile }),
+    ...(o.natsTls !== undefined && { tls: o.natsTls }),
   });
   const settings = o.config.cluster;
   let lease: RunLease | null = null;
@@ -86,7 +102,7 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
     const control = await RunControl.open(conn, {
       runId, coordinatorId: owner.owner_id, log: o.log, writeTimeoutMs: settings.runStateWriteTimeoutMs, onFatal: (err) => executor.fail(err),
     });
-    const remote = await connectReducers(o.reducerAddresses ?? [], o.log);
+    const remote = await connectReducers(o.reducerAddresses ?? [], { log: o.log, tls: o.tls });
     closers.push(remote.close);
     const executor = new DistributedExecutor({
       runId, config: o.config, fingerprints: o.fingerprints, expectedWorkers: o.expectedWorkers, resumed: o.resume, log: o.log, events: control, reducers: remote.reducers,
@@ -97,10 +113,10 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
     });
     const onAbort = (): void => executor.fail(o.signal!.reason instanceof Error ? o.signal!.reason : new Error(String(o.signal!.reason)));
     o.signal?.addEventListener('abort', onAbort, { once: true });
-    const server = createServer(new CoordinatorService(executor, { log: o.log }), { log: o.log });
+    const server = createServer(new CoordinatorService(executor, { log: o.log }), { log: o.log, tls: o.tls });
     const port = await server.startServer(o.listen.host, o.listen.port);
     const address = `${o.listen.host}:${port}`;
-    log.info({ address, runId, expectedWorkers: o.expectedWorkers }, 'coordinator listening');
+    log.info({ address, runId, expectedWorkers: o.expectedWorkers, tls: o.tls !== null }, 'coordinator listening');
     try {
       if (o.signal?.aborted) onAbort();
       return await runPipeline({

@@ -8,9 +8,32 @@
  * coordinator's own clock net of its own stalls: if its event loop was busy
  * (a long update), the time it could not listen is not held against anyone.
  *
+ * Bounded: at most `maxWorkers` members are live (joining or training) at
+ * once, a registration beyond is refused (LimitExceededError); of the members
+ * that left, only the newest `maxWorkers` are remembered (for the "it left"
+ * message and the `rejoined` flag); a worker id must be a PEER_ID, a
+ * hostname at most 255 characters, and a leave's detail is cut to 1024.
+ *
  * Knows nothing of gRPC, NATS or training; the caller passes the clock.
  */
-import { NotRegisteredError } from '../shared/errors.js';
+import { LimitExceededError, NotRegisteredError, ProtocolError } from '../shared/errors.js';
+import { PEER_ID } from '../shared/security/identity.js';
+
+/** Hostnames are at most 253 characters (DNS); 255 leaves room for a trailing dot and such. */
+export const MAX_HOSTNAME_CHARS = 255;
+
+/** A leave's detail (free text a worker may send) is cut to this many characters. */
+export const MAX_DETAIL_CHARS = 1024;
+
+/** A peer-chosen string in a message or log line: at most `n` characters, quoted. */
+export function quoteClipped(s: string, n = 130): string {
+  return s.length <= n ? JSON.stringify(s) : `${JSON.stringify(s.slice(0, n))}... (${s.length} characters)`;
+}
+
+export interface MembershipLimits {
+  /** Live (joining + training) members at once; cluster.maxWorkers. */
+  maxWorkers: number;
+}
 
 export type MemberStatus = 'joining' | 'training' | 'left';
 export type LeaveReason = 'drained' | 'heartbeat_timeout' | 'error';
@@ -32,6 +55,12 @@ export class Membership {
   private readonly listeners = new Set<(c: MembershipChange) => void>();
   private versionNumber = 0;
   private lastSweepMs: number | null = null;
+  private readonly maxWorkers: number;
+
+  constructor(limits: MembershipLimits = { maxWorkers: 256 }) {
+    if (!(Number.isInteger(limits.maxWorkers) && limits.maxWorkers > 0)) throw new RangeError(`maxWorkers must be a positive integer, got ${limits.maxWorkers}`);
+    this.maxWorkers = limits.maxWorkers;
+  }
 
   get version(): number {
     return this.versionNumber;
@@ -47,9 +76,16 @@ export class Membership {
    * restart): the old one is marked left first, so what it owed is handed over.
    */
   register(id: string, hostname: string, pid: number, nowMs: number): Member {
+    checkRegistration(id, hostname, pid);
     const previous = this.members.get(id);
+    const live = this.liveCount();
+    if ((previous === undefined || previous.status === 'left') && live >= this.maxWorkers) {
+      throw new LimitExceededError(`registration of worker ${id} refused: the run already has ${live} live workers, its maximum (cluster.maxWorkers ${this.maxWorkers}); expected one to leave first`);
+    }
     if (previous !== undefined && previous.status !== 'left') this.markLeft(id, 'error', `registered again (pid ${pid} on ${hostname}); the previous incarnation (pid ${previous.pid}) is gone`);
     const member: Member = { id, hostname, pid, status: 'joining', joinedAtMs: nowMs, lastSeenMs: nowMs, leftReason: null };
+    // Re-inserted at the end: the map's order is the order of the latest registrations.
+    this.members.delete(id);
     this.members.set(id, member);
     this.versionNumber++;
     this.emit({ kind: 'joined', member, rejoined: previous !== undefined });
@@ -59,7 +95,7 @@ export class Membership {
   /** The live member `id`, its last-seen time updated; ProtocolError if unknown or gone. */
   touch(id: string, nowMs: number): Member {
     const m = this.members.get(id);
-    if (m === undefined) throw new NotRegisteredError(`worker ${JSON.stringify(id)} is not registered: expected Register first`);
+    if (m === undefined) throw new NotRegisteredError(`worker ${quoteClipped(id)} is not registered: expected Register first`);
     if (m.status === 'left') throw new NotRegisteredError(`worker ${id} is not registered: it left the run (${m.leftReason}); register again`);
     m.lastSeenMs = nowMs;
     return m;
@@ -80,8 +116,32 @@ export class Membership {
     m.status = 'left';
     m.leftReason = reason;
     this.versionNumber++;
-    this.emit({ kind: 'left', member: m, detail });
+    // A Leave's detail comes from the worker and goes to the log and NATS: bounded.
+    this.emit({ kind: 'left', member: m, detail: detail.length <= MAX_DETAIL_CHARS ? detail : `${detail.slice(0, MAX_DETAIL_CHARS)}... (${detail.length} characters)` });
+    this.forgetOldLeft();
     return m;
+  }
+
+  /** Members known, live or left (bounded: at most maxWorkers of each). */
+  get size(): number {
+    return this.members.size;
+  }
+
+  private liveCount(): number {
+    let n = 0;
+    for (const m of this.members.values()) if (m.status !== 'left') n++;
+    return n;
+  }
+
+  /** Keeps the newest `maxWorkers` members that left; older ones are forgotten. */
+  private forgetOldLeft(): void {
+    let left = this.members.size - this.liveCount();
+    for (const [id, m] of this.members) {
+      if (left <= this.maxWorkers) return;
+      if (m.status !== 'left') continue;
+      this.members.delete(id);
+      left--;
+    }
   }
 
   /** Live members, sorted by id: the order tasks are partitioned in. */
@@ -107,4 +167,13 @@ export class Membership {
   private emit(change: MembershipChange): void {
     for (const l of this.listeners) l(change);
   }
+}
+
+/** What a registration names, bounded: ProtocolError, expected vs got. */
+function checkRegistration(id: string, hostname: string, pid: number): void {
+  if (!PEER_ID.test(id)) throw new ProtocolError(`registration refused: worker_id expected 1-128 characters of [A-Za-z0-9_.-], got ${quoteClipped(id)}`);
+  if (hostname.length > MAX_HOSTNAME_CHARS) {
+    throw new ProtocolError(`registration of worker ${id} refused: hostname expected at most ${MAX_HOSTNAME_CHARS} characters, got ${hostname.length}`);
+  }
+  if (!(Number.isSafeInteger(pid) && pid >= 0)) throw new ProtocolError(`registration of worker ${id} refused: pid expected a non-negative integer, got ${pid}`);
 }

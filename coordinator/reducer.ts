@@ -12,7 +12,7 @@ import { ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { isTrainPhase, type TrainPhase } from '../shared/training/phase-settings.js';
 import type { StepPlan } from '../shared/wire/messages.js';
-import { ChunkPool } from './chunk-pool.js';
+import { ChunkPool, MAX_CHUNK_BYTES } from './chunk-pool.js';
 import type { Block } from './partition.js';
 import { ReducedStore, stepOrder } from './reduced-store.js';
 import { StepRound } from './step-round.js';
@@ -37,7 +37,7 @@ export class Reducer {
     if (this.find(phase, plan.step) !== undefined) return;
     const floats = plan.slice_hi - plan.slice_lo;
     if (!(Number.isInteger(floats) && floats > 0)) throw new ProtocolError(`OpenStep: expected a slice [lo, hi) with hi > lo, got [${plan.slice_lo}, ${plan.slice_hi})`);
-    if (!(plan.chunk_bytes > 0 && plan.chunk_bytes % 4 === 0)) throw new ProtocolError(`OpenStep: expected chunk_bytes a positive multiple of 4, got ${plan.chunk_bytes}`);
+    if (!(plan.chunk_bytes > 0 && plan.chunk_bytes % 4 === 0 && plan.chunk_bytes <= MAX_CHUNK_BYTES)) throw new ProtocolError(`OpenStep: expected chunk_bytes a positive multiple of 4 up to ${MAX_CHUNK_BYTES}, got ${plan.chunk_bytes}`);
     if (this.pool?.chunkFloats !== plan.chunk_bytes / 4) this.pool = new ChunkPool(plan.chunk_bytes / 4);
     if (phase !== this.lastPhase) {
       this.reduced.clear();

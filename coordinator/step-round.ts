@@ -19,6 +19,9 @@
  * `reassign` hands them to others, cut only ever finer (so a subtree's chunks
  * are never counted twice); a stream whose subtree was taken away is refused.
  *
+ * One stream per (worker, subtree) is read at a time (`claim`): a retry racing
+ * its first attempt replaces it before reading a chunk, so none is buffered twice.
+ *
  * Each chunk is checked for NaN and ±Infinity as it lands (cheap: ~0.1 ms per
  * MiB); the first non-finite value of each upload is kept as a PartialFault
  * and handed over with the reduced gradient, so the non-finite guard can name
@@ -39,6 +42,7 @@ import { crc32 } from '../shared/wire/crc32.js';
 import type { ChunkPool } from './chunk-pool.js';
 import type { Block } from './partition.js';
 import type { ReducedSource } from './reduced-store.js';
+import { UploadClaims, type UploadClaim } from './upload-claims.js';
 
 export interface ReducedStep {
   grad: Float32Array;
@@ -77,6 +81,7 @@ export class StepRound implements ReducedSource {
   private readonly chunkArrived = new Waiters();
   private readonly stats: (MicroStats | undefined)[];
   private readonly faults: PartialFault[] = [];
+  private readonly claims = new UploadClaims();
   private readonly result = new Deferred<ReducedStep>();
   /** Resolves with the reduced gradient once its last chunk is summed. */
   readonly done: Promise<ReducedStep> = this.result.promise;
@@ -103,6 +108,11 @@ export class StepRound implements ReducedSource {
 
   get chunkBytes(): number {
     return this.pool.chunkFloats * 4;
+  }
+
+  /** Upload streams being read now (one per worker and subtree at most). */
+  get openUploads(): number {
+    return this.claims.size;
   }
 
   get complete(): boolean {
@@ -157,6 +167,18 @@ export class StepRound implements ReducedSource {
     }
     if (this.delivered.has(k)) throw new ProtocolError(`${what}: range ${fmt(range)} was already received from ${this.delivered.get(k)}`);
     return range;
+  }
+
+  /**
+   * Claims `range` for one upload stream of `workerId` (checked as
+   * `checkUpload`), before any of its chunks is read: an older stream of the
+   * same worker and range (a retry racing its first attempt) is stopped and
+   * waited out first, so no two buffer at once (upload-claims.ts).
+   */
+  async claim(workerId: string, range: Range | null, stop: AbortController): Promise<UploadClaim> {
+    const r = this.checkUpload(workerId, range);
+    const what = `upload of step ${this.step} (${this.phase}) from ${workerId} ${fmt(r)}`;
+    return this.claims.claim(`${workerId}|${key(r)}`, what, stop, () => this.checkUpload(workerId, range));
   }
 
   /** Starts an upload of `range` (checked as `checkUpload`) with the stats of its micro-batches. */

@@ -7,6 +7,10 @@
  * becomes a straggler (and once when it recovers). Weights change who
  * computes what, never the bits.
  *
+ * Bounded: a departed worker is forgotten (`forget`), and at most
+ * `maxTracked` workers are tracked at once (the longest-tracked one goes
+ * first), so measurements that land after a worker left cannot pile up.
+ *
  * Knows nothing of gRPC; the caller passes the measurements.
  */
 import type { Logger } from '../shared/log.js';
@@ -25,6 +29,8 @@ export interface SpeedOptions {
   stragglerRatio?: number;
   /** Samples needed before a worker is judged. */
   minSamples?: number;
+  /** Workers tracked at once. Default 1024 (above cluster.maxWorkers' default). */
+  maxTracked?: number;
 }
 
 export class WorkerSpeeds {
@@ -32,12 +38,14 @@ export class WorkerSpeeds {
   private readonly alpha: number;
   private readonly ratio: number;
   private readonly minSamples: number;
+  private readonly maxTracked: number;
   private readonly log: Logger;
 
   constructor(o: SpeedOptions) {
     this.alpha = o.alpha ?? 0.3;
     this.ratio = o.stragglerRatio ?? 1.5;
     this.minSamples = o.minSamples ?? 5;
+    this.maxTracked = o.maxTracked ?? 1024;
     this.log = o.log.child({ component: 'worker-speeds' });
   }
 
@@ -46,11 +54,18 @@ export class WorkerSpeeds {
     if (!(microBatches > 0 && Number.isFinite(computeMs) && computeMs > 0)) return;
     const sample = computeMs / microBatches;
     const s = this.speeds.get(workerId);
-    if (s === undefined) this.speeds.set(workerId, { msPerMicro: sample, samples: 1, straggler: false });
-    else {
+    if (s === undefined) {
+      if (this.speeds.size >= this.maxTracked) this.speeds.delete(this.speeds.keys().next().value!);
+      this.speeds.set(workerId, { msPerMicro: sample, samples: 1, straggler: false });
+    } else {
       s.msPerMicro = this.alpha * sample + (1 - this.alpha) * s.msPerMicro;
       s.samples++;
     }
+  }
+
+  /** Workers tracked now. */
+  get size(): number {
+    return this.speeds.size;
   }
 
   forget(workerId: string): void {

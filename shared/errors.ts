@@ -174,3 +174,31 @@ export function stopsRunForGood(err: unknown): boolean {
   return err instanceof NonFiniteGradientError || err instanceof NonFiniteWeightsError
     || err instanceof GradientAuditError || err instanceof ReplicaMismatchError;
 }
+
+/**
+ * A call that needs an authenticated peer came without one: no client
+ * certificate on a TLS server, or a certificate (signed by the CA) that names
+ * no bertfleet identity. Mapped to UNAUTHENTICATED.
+ */
+export class AuthError extends BertfleetError {
+  override readonly name = 'AuthError';
+}
+
+/**
+ * The peer is authenticated but its certificate does not allow the call: a
+ * worker certificate speaking for another worker id, or a worker calling what
+ * only the coordinator may (OpenStep). The message names what the certificate
+ * says and what the request claims. Mapped to PERMISSION_DENIED.
+ */
+export class PermissionError extends BertfleetError {
+  override readonly name = 'PermissionError';
+}
+
+/**
+ * A peer asked for more than a bound of the run allows (the member list is
+ * full: cluster.maxWorkers). A refusal, not retried by the caller. Mapped to
+ * RESOURCE_EXHAUSTED.
+ */
+export class LimitExceededError extends ProtocolError {
+  override readonly name = 'LimitExceededError';
+}

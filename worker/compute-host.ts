@@ -16,6 +16,8 @@ import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { BackendError } from '../shared/errors.js';
 import type { BertConfig } from '../shared/model/config.js';
+import { flatLayout } from '../shared/model/params.js';
+import { phaseSpecs, type TrainPhase } from '../shared/training/phase-settings.js';
 import {
   decodeError, owned, transferList,
   type ApplyResult, type AuditArgs, type Calls, type FaultInjection, type CallKind, type EvalArgs, type EvalResult, type GradientsArgs, type GradientsResult,
@@ -146,6 +148,10 @@ export class ComputeHost implements ReplicaCompute {
 
   get numLabels(): number {
     return this.started.numLabels;
+  }
+
+  paramCount(phase: TrainPhase): number {
+    return flatLayout(phaseSpecs(this.started.bert, phase, this.started.numLabels)).total;
   }
 
   get backend(): BackendInfo {

@@ -51,6 +51,13 @@ export interface AuditDigest extends GradientDigest {
 }
 
 export interface ReplicaCompute {
+  /**
+   * P, the float count of the phase's flat parameter vector (its layout, from
+   * the model config and the label count): what a fetched state (3 x P
+   * floats) and a reduced gradient (P floats) must measure, checked before
+   * anything the coordinator announces is allocated.
+   */
+  paramCount(phase: TrainPhase): number;
   /** Replaces the replica (the arrays may be transferred: do not reuse them). */
   load(s: ReplicaState): Promise<void>;
   /** Subtree sums go to `onPartial` as each completes (then `partials` is empty), or are returned. */

@@ -9,15 +9,18 @@
  * coordinator stops without finishing (`stopping`) it waits for it to come
  * back (cluster.reconnectTimeoutMs). It ends on a stop order, on a drain
  * (SIGTERM: `drained`), or on an error. Everything it opened is closed on
- * every exit path. `bertfleet worker` runs this; flag parsing and the
+ * every exit path. With TLS material it speaks mTLS to the coordinator and
+ * the reducers with its own worker certificate, and accepts only their
+ * certificates. `bertfleet worker` runs this; flag parsing and the
  * compute's start-up stay in cli/.
  */
 import { hostname } from 'node:os';
 import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import { parseRunConfig, type RunConfig } from '../shared/config/run-config.js';
-import { connectControl, type ControlConnection } from '../shared/control/connect.js';
+import { connectControl, type ControlConnectOptions, type ControlConnection } from '../shared/control/connect.js';
 import { NotRegisteredError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import type { TlsMaterial } from '../shared/security/tls-material.js';
 import type { CoordinatorClient } from '../shared/wire/client.js';
 import { createCoordinatorClient, type ClientOptions } from '../shared/wire/grpc.js';
 import { PROTOCOL_VERSION } from '../shared/wire/messages.js';
@@ -45,8 +48,18 @@ export interface WorkerOptions {
   drain?: AbortSignal;
   /** Starts what the run needs from its config: backend, model, data, replica. */
   setup: (config: RunConfig) => Promise<StartedCompute>;
-  client?: Partial<Omit<ClientOptions, 'log'>>;
+  client?: Partial<Omit<ClientOptions, 'log' | 'tls' | 'serverRole'>>;
   natsMaxWaitMs?: number;
+  /**
+   * This worker's certificate (naming `workerId`), its key and the CA the
+   * coordinator's and reducers' certificates must chain to. null: plaintext
+   * (`--insecure` only).
+   */
+  tls: TlsMaterial | null;
+  /** NATS credentials file of the worker role (shared/control/nats-auth.ts); absent: none. */
+  natsCredentialsFile?: string;
+  /** TLS to nats-server: CA, certificate and key, as PEM (a TlsMaterial fits). */
+  natsTls?: ControlConnectOptions['tls'];
 }
 
 /** Resolves with the end: 'done', 'drained', or 'failed: ...'. */
@@ -55,6 +68,8 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
   const client = await createCoordinatorClient(o.coordinator, {
     ...o.client,
     log: o.log,
+    tls: o.tls,
+    serverRole: 'coordinator',
     timeouts: { longPollTimeoutMs: 600_000, ...o.client?.timeouts },
   });
   let conn: ControlConnection | null = null;
@@ -79,7 +94,11 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
     const link = new CoordinatorLink(client, { reconnectTimeoutMs: config.cluster.reconnectTimeoutMs, log: o.log, signal: stop });
     compute = await o.setup(config);
     if (o.natsServers !== undefined) {
-      conn = await connectControl({ servers: o.natsServers, name: o.workerId, log: o.log, ...(o.natsMaxWaitMs !== undefined && { maxWaitMs: o.natsMaxWaitMs }) });
+      conn = await connectControl({
+        servers: o.natsServers, name: o.workerId, log: o.log, ...(o.natsMaxWaitMs !== undefined && { maxWaitMs: o.natsMaxWaitMs }),
+        ...(o.natsCredentialsFile !== undefined && { credentialsFile: o.natsCredentialsFile }),
+        ...(o.natsTls !== undefined && { tls: o.natsTls }),
+      });
       follower = await PhaseFollower.start(conn, {
         runId, log: o.log,
         onChange: (phase) => {
@@ -118,7 +137,9 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
       for (const address of reply.reducer_addresses) {
         let c = reducerClients.get(address);
         if (c === undefined) {
-          c = await createCoordinatorClient(address, { ...o.client, log: o.log, timeouts: { longPollTimeoutMs: 600_000, ...o.client?.timeouts } });
+          c = await createCoordinatorClient(address, {
+            ...o.client, log: o.log, tls: o.tls, serverRole: 'reducer', timeouts: { longPollTimeoutMs: 600_000, ...o.client?.timeouts },
+          });
           reducerClients.set(address, c);
         }
         reducers.push(new CoordinatorLink(c, { reconnectTimeoutMs: config.cluster.reconnectTimeoutMs, log: o.log, signal: stop }));

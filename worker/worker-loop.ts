@@ -26,11 +26,12 @@ import type { RunConfig } from '../shared/config/run-config.js';
 import { ProtocolError, ReplicaMismatchError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
+import type { GradientHeader } from '../shared/wire/messages.js';
 import type { WorkerTask } from './assignment.js';
 import type { ReplicaCompute } from './compute-port.js';
 import type { MicroInput, ReadyPartial } from './compute.js';
 import type { CoordinatorLink } from './coordinator-link.js';
-import { fetchState } from './fetch-state.js';
+import { fetchState, type StateSource } from './fetch-state.js';
 import { TimingWindow } from './step-timings.js';
 import { TaskFeed } from './task-feed.js';
 
@@ -164,8 +165,10 @@ export class WorkerLoop {
   private async fetch(phase: TrainPhase): Promise<void> {
     await this.dropReplica();
     const t0 = performance.now();
-    const got = await fetchState(this.o.link, { workerId: this.o.workerId, phase });
-    const paramCount = got.state.params.length;
+    const link = this.o.link;
+    const source: StateSource = { fetchState: (req, o) => link.retry('FetchState', () => link.client.fetchState(req, o)) };
+    const got = await fetchState(source, { workerId: this.o.workerId, phase }, (p) => this.o.compute.paramCount(p));
+    const paramCount = this.o.compute.paramCount(got.state.phase);
     await this.o.compute.load(got.state); // transfers the arrays to the compute thread
     this.held = { phase: got.state.phase, step: got.state.step, paramCount };
     this.feed.restartAfter(got.seq);
@@ -208,7 +211,7 @@ export class WorkerLoop {
     };
     const req = { worker_id: workerId, step: task.step, phase: task.phase };
     const pulling = Promise.all(this.exchangeLinks(held).map(({ link: l, slice }) =>
-      l.pullReduced(req, () => into.subarray(slice.lo, slice.hi), this.feed.stopSeen, onPiece))).then(() => into);
+      l.pullReduced(req, (h) => reducedTarget(h as GradientHeader, into.subarray(slice.lo, slice.hi), this.o.config.cluster.chunkBytes), this.feed.stopSeen, onPiece))).then(() => into);
     pulling.catch(() => undefined); // awaited below; an upload failure must not leave it unhandled
     let computeMs = await this.deliver(task, held);
     const uploadedAt = performance.now();
@@ -339,4 +342,17 @@ export class WorkerLoop {
     await this.o.link.pushEvalResults({ worker_id: this.o.workerId, seq: task.seq, results });
     this.log.debug({ seq: task.seq, chunks: results.length, dataset: task.dataset, recovery: task.recovery }, 'eval chunks sent');
   }
+}
+
+/**
+ * Where a pulled reduced slice goes, once its header is read and before any
+ * byte is: the announced size must be the slice's (from the parameter
+ * layout) and the chunk size the run's (cluster.chunkBytes, at most 8 MiB),
+ * else ProtocolError, expected vs got. Nothing is sized by the header.
+ */
+export function reducedTarget(h: GradientHeader, target: Float32Array, chunkBytes: number): Float32Array {
+  const what = `reduced gradient of ${h.phase} step ${h.step}`;
+  if (h.total_bytes !== target.byteLength) throw new ProtocolError(`${what}: expected ${target.byteLength} bytes (the slice of the parameter layout), got a header announcing ${h.total_bytes} bytes`);
+  if (h.chunk_bytes !== chunkBytes) throw new ProtocolError(`${what}: expected chunks of ${chunkBytes} bytes (cluster.chunkBytes), got ${h.chunk_bytes} bytes`);
+  return target;
 }

@@ -161,8 +161,9 @@ export class SoakCluster {
     await this.nats?.stop({ graceMs: 2_000 });
   }
 
+  /** --log-level, and --insecure: the soak measures recovery from faults, not security (test/integration/security.test.ts covers that). */
   private logLevelArgs(): string[] {
-    return this.o.logLevel === undefined ? [] : ['--log-level', this.o.logLevel];
+    return [...(this.o.logLevel === undefined ? [] : ['--log-level', this.o.logLevel]), '--insecure'];
   }
 
   private spawn(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {

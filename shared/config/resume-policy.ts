@@ -19,6 +19,8 @@ import type { RunConfig } from './run-config.js';
  *   and checking, never arithmetic.
  * - `cluster.chunkBytes`: the reduction is elementwise, so the chunk size never
  *   changes a sum (README: "any value gives the same bits").
+ * - `cluster.maxWorkers`: how many workers may be members at once; who
+ *   computes what never changes the bits.
  * - `cluster.auditEverySteps`: the audit recomputes a micro-batch to compare
  *   it; the reduced gradient is not changed by it.
  * - `nonFinite`: a step with a non-finite gradient is applied by no replica
@@ -49,6 +51,7 @@ export const RESUME_MAY_CHANGE: readonly string[] = [
   'cluster.leaseTtlMs',
   'cluster.runStateWriteTimeoutMs',
   'cluster.chunkBytes',
+  'cluster.maxWorkers',
 ];
 
 /** Of the may-change keys, those that can change the bits of the steps after the resume (logged when changed). */

@@ -126,6 +126,12 @@ export const runConfigSchema = z
           .max(8 << 20)
           .refine((n) => n % 4 === 0, { message: 'must be a multiple of 4 (whole float32 values)' })
           .default(1 << 20),
+        /**
+         * At most this many workers are members at once (joining or training);
+         * a registration beyond it is refused (LimitExceededError), so the
+         * member list cannot grow without bound. Decides no bits.
+         */
+        maxWorkers: posInt.max(65_536).default(256),
       })
       .strict()
       .prefault({}),

@@ -39,7 +39,8 @@ export function validateBackoff(opts: BackoffOptions): void {
 
 /**
  * Runs `attempt` until it resolves; after each failure waits and tries again.
- * When attempts or time run out, throws `onExhausted(report)`.
+ * When attempts or time run out, or `stopOn` says a failure will not heal by
+ * waiting (a refused TLS handshake), throws `onExhausted(report)`.
  * `onRetry` is told of each failure that will be retried (for a warn log).
  */
 export async function retryWithBackoff<T>(
@@ -47,6 +48,7 @@ export async function retryWithBackoff<T>(
   opts: BackoffOptions & {
     onExhausted: (report: RetryReport) => Error;
     onRetry?: (report: RetryReport & { delayMs: number }) => void;
+    stopOn?: (err: unknown) => boolean;
   },
 ): Promise<T> {
   validateBackoff(opts);
@@ -58,7 +60,7 @@ export async function retryWithBackoff<T>(
       const elapsedMs = Math.round(performance.now() - started);
       const report = { attempts: n, elapsedMs, lastError: err };
       const outOfTime = opts.maxWaitMs !== undefined && elapsedMs >= opts.maxWaitMs;
-      if (n >= opts.maxAttempts || outOfTime) throw opts.onExhausted(report);
+      if (n >= opts.maxAttempts || outOfTime || opts.stopOn?.(err) === true) throw opts.onExhausted(report);
       // The last attempt may start at maxWaitMs and overrun it by its own duration.
       const delayMs = Math.min(backoffDelayMs(n, opts), (opts.maxWaitMs ?? Infinity) - elapsedMs);
       opts.onRetry?.({ ...report, delayMs });

@@ -34,7 +34,7 @@ import type {
   StepPlan,
 } from './messages.js';
 import type { RpcTransport } from './service.js';
-import { collectState, type NamedTensor } from './state-payload.js';
+import { collectState, type NamedTensor, type StateExpectation } from './state-payload.js';
 
 export interface CallTimeouts {
   /** GetRunConfig, Register, Heartbeat, ReportChecksum, ReportAudit, ReportMetrics, PushEvalResults. */
@@ -159,10 +159,10 @@ export class CoordinatorClient {
     return gradient;
   }
 
-  /** Parameters and optimizer state, as float32 views by tensor name. */
-  fetchState(req: StateRequest, o: CallOptions = {}): Promise<{ header: StateHeader; tensors: Map<string, NamedTensor> }> {
+  /** Parameters and optimizer state, as float32 views by tensor name; `expectedBytes` (the layout's size) is checked before allocating. */
+  fetchState(req: StateRequest, o: CallOptions & StateExpectation = {}): Promise<{ header: StateHeader; tensors: Map<string, NamedTensor> }> {
     const stream = this.rpc.serverStream('FetchState', req, o.timeoutMs ?? this.timeouts.transferTimeoutMs);
-    return collectState(stream);
+    return collectState(stream, { ...(o.expectedBytes !== undefined && { expectedBytes: o.expectedBytes }), ...(o.maxPayloadBytes !== undefined && { maxPayloadBytes: o.maxPayloadBytes }) });
   }
 
   close(): void {

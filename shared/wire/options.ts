@@ -6,6 +6,7 @@
  */
 import { ConfigError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { TlsMaterial } from '../security/tls-material.js';
 import { WIRE_CHUNK_BYTES } from './chunks.js';
 import type { CallTimeouts } from './client.js';
 
@@ -22,6 +23,13 @@ export interface ChannelTuning {
 
 export interface ClientOptions extends ChannelTuning {
   log: Logger;
+  /**
+   * mTLS: this party's certificate and key and the CA the server's must chain
+   * to; null for plaintext, which only an explicit `--insecure` upstream chooses.
+   */
+  tls: TlsMaterial | null;
+  /** The role the server's certificate must name (default 'coordinator'); the coordinator reaching a reducer says 'reducer'. */
+  serverRole?: 'coordinator' | 'reducer';
   /** How long one connection attempt may take. */
   connectTimeoutMs?: number;
   /** Wait before the second attempt; doubles per failure up to connectMaxDelayMs. */
@@ -40,7 +48,7 @@ export interface ClientOptions extends ChannelTuning {
 
 export type ResolvedChannel = Readonly<Required<ChannelTuning>>;
 export type ResolvedClient = ResolvedChannel &
-  Readonly<Required<Omit<ClientOptions, 'log' | 'timeouts' | keyof ChannelTuning>>> & { timeouts: Partial<CallTimeouts> };
+  Readonly<Required<Omit<ClientOptions, 'log' | 'timeouts' | 'tls' | keyof ChannelTuning>>> & { timeouts: Partial<CallTimeouts> };
 
 export function resolveChannel(t: ChannelTuning): ResolvedChannel {
   const r = {
@@ -65,6 +73,7 @@ export function resolveClient(o: ClientOptions): ResolvedClient {
     chunkBytes: o.chunkBytes ?? WIRE_CHUNK_BYTES,
     flowControlWindowBytes: o.flowControlWindowBytes ?? 16 * 1024 * 1024,
   };
+  const serverRole = o.serverRole ?? 'coordinator';
   const channel = resolveChannel(o);
   const problems = positive(own);
   if (own.connectMaxDelayMs < own.connectInitialDelayMs) {
@@ -73,8 +82,10 @@ export function resolveClient(o: ClientOptions): ResolvedClient {
   if (own.chunkBytes > channel.maxMessageBytes / 2) {
     problems.push(`chunkBytes (${own.chunkBytes}) must be at most half of maxMessageBytes (${channel.maxMessageBytes})`);
   }
+  if ((o.tls as unknown) === undefined) problems.push('tls must be the TLS material or null (plaintext, chosen explicitly), got undefined');
+  if (serverRole !== 'coordinator' && serverRole !== 'reducer') problems.push(`serverRole must be coordinator or reducer, got ${JSON.stringify(serverRole)}`);
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ ...channel, ...own, timeouts: { ...o.timeouts } });
+  return Object.freeze({ ...channel, ...own, serverRole, timeouts: { ...o.timeouts } });
 }
 
 function positive(values: Record<string, number>): string[] {

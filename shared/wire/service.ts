@@ -31,6 +31,7 @@ import type {
   StateChunk,
   StateRequest,
 } from './messages.js';
+import type { PeerIdentity } from '../security/identity.js';
 
 /** Per-call facts a handler may need. */
 export interface CallContext {
@@ -38,6 +39,10 @@ export interface CallContext {
   signal: AbortSignal;
   /** The peer address as the transport reports it, for logs. */
   peer: string;
+  /** The server speaks mTLS: every caller presented a certificate signed by the CA. */
+  secure: boolean;
+  /** Who the caller's certificate names (peer-binding.ts checks it); null on a plaintext server. */
+  identity: PeerIdentity | null;
 }
 
 /**

@@ -9,7 +9,7 @@
  * caller chooses names and order (use the Hugging Face parameter names).
  */
 import { ProtocolError, ShapeError } from '../errors.js';
-import { collectChunks, frameChunks, WIRE_CHUNK_BYTES, type PayloadSeal } from './chunks.js';
+import { collectChunks, DEFAULT_MAX_PAYLOAD_BYTES, frameChunks, WIRE_CHUNK_BYTES, type PayloadSeal } from './chunks.js';
 import type { StateChunk, StateHeader, TensorMeta } from './messages.js';
 
 export interface NamedTensor {
@@ -72,14 +72,54 @@ export function stateChunks(
   return frameChunks<StateHeader>(header, payload, maxChunkBytes);
 }
 
-/** Reassembles a FetchState stream, with the checks of `collectChunks`. */
+/** What the reader of a FetchState stream knows to expect before any byte is allocated. */
+export interface StateExpectation {
+  /**
+   * The exact payload size the run's parameter layout gives (params, AdamW m
+   * and v: 3 x P float32), or a function of the header giving it (the phase
+   * decides the layout; it may throw to refuse the header); a header
+   * announcing another size is refused before the payload buffer is allocated.
+   */
+  expectedBytes?: number | ((header: StateHeader) => number);
+  /** Without `expectedBytes`, the largest payload accepted. */
+  maxPayloadBytes?: number;
+}
+
+/**
+ * Reassembles a FetchState stream, with the checks of `collectChunks`; the
+ * header is checked first (its size against `expectedBytes`, its tensor table
+ * against its own size), so a peer's announcement never sizes an allocation
+ * the caller did not expect.
+ */
 export async function collectState(
   chunks: AsyncIterable<StateChunk> | Iterable<StateChunk>,
-  opts: { maxPayloadBytes?: number } = {},
+  opts: StateExpectation = {},
 ): Promise<{ header: StateHeader; tensors: Map<string, NamedTensor> }> {
+  const describe = (h: StateHeader): string => `state of run ${h.run_id} at step ${h.step}`;
   const { header, bytes } = await collectChunks<StateHeader>(chunks, {
-    describe: (h) => `state of run ${h.run_id} at step ${h.step}`,
-    ...opts,
+    describe,
+    ...(opts.maxPayloadBytes !== undefined && { maxPayloadBytes: opts.maxPayloadBytes }),
+    // Called with the header, before the buffer is taken: refuse an announcement that cannot be right.
+    into: (h) => {
+      const expectedBytes = typeof opts.expectedBytes === 'function' ? opts.expectedBytes(h) : opts.expectedBytes;
+      checkStateHeader(h, describe(h), { ...(expectedBytes !== undefined && { expectedBytes }), ...(opts.maxPayloadBytes !== undefined && { maxPayloadBytes: opts.maxPayloadBytes }) });
+      return new Uint8Array(h.total_bytes);
+    },
   });
   return { header, tensors: unpackTensors(header.tensors, bytes) };
+}
+
+/**
+ * Before allocating: the announced size is the expected one (ProtocolError,
+ * expected vs got) and the tensor table adds up to it.
+ */
+export function checkStateHeader(h: StateHeader, what: string, opts: { expectedBytes?: number; maxPayloadBytes?: number } = {}): void {
+  const total = h.total_bytes;
+  if (opts.expectedBytes !== undefined && total !== opts.expectedBytes) {
+    throw new ProtocolError(`${what}: expected ${opts.expectedBytes} bytes, got a header announcing ${total} bytes`);
+  }
+  const max = opts.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  if (!Number.isSafeInteger(total) || total < 0 || total > max) throw new ProtocolError(`${what}: expected at most ${max} bytes, got a header announcing ${total} bytes`);
+  const tableBytes = h.tensors.reduce((n, t) => n + t.byte_length, 0);
+  if (tableBytes !== total) throw new ProtocolError(`${what}: expected the tensor table to add up to the announced ${total} bytes, got ${tableBytes} bytes`);
 }

@@ -11,7 +11,9 @@
  * so this file needs no grpc import.
  */
 import {
+  LimitExceededError,
   AlreadyReceivedError,
+  AuthError,
   BackendError,
   BertfleetError,
   CheckpointError,
@@ -19,6 +21,7 @@ import {
   GradientAuditError,
   InputError,
   NotRegisteredError,
+  PermissionError,
   ProtocolError,
   ReplicaMismatchError,
   ShapeError,
@@ -32,12 +35,15 @@ export const GrpcStatus = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
   ABORTED: 10,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
   DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
 } as const;
 
 /** The trailer key; `-bin` makes grpc carry it as raw bytes. */
@@ -72,8 +78,11 @@ const TABLE: readonly Row[] = [
     rebuild: (m, f, cause) => new ConfigError(Array.isArray(f['problems']) ? f['problems'].map(String) : [m], { cause }),
   },
   { ctor: InputError, code: GrpcStatus.INVALID_ARGUMENT, fields: () => ({}), rebuild: messageOnly(InputError) },
+  { ctor: AuthError, code: GrpcStatus.UNAUTHENTICATED, fields: () => ({}), rebuild: messageOnly(AuthError) },
+  { ctor: PermissionError, code: GrpcStatus.PERMISSION_DENIED, fields: () => ({}), rebuild: messageOnly(PermissionError) },
   { ctor: NotRegisteredError, code: GrpcStatus.FAILED_PRECONDITION, fields: () => ({}), rebuild: messageOnly(NotRegisteredError) },
   { ctor: AlreadyReceivedError, code: GrpcStatus.ALREADY_EXISTS, fields: () => ({}), rebuild: messageOnly(AlreadyReceivedError) },
+  { ctor: LimitExceededError, code: GrpcStatus.RESOURCE_EXHAUSTED, fields: () => ({}), rebuild: messageOnly(LimitExceededError) },
   { ctor: ProtocolError, code: GrpcStatus.FAILED_PRECONDITION, fields: () => ({}), rebuild: messageOnly(ProtocolError) },
   { ctor: ReplicaMismatchError, code: GrpcStatus.DATA_LOSS, fields: () => ({}), rebuild: messageOnly(ReplicaMismatchError) },
   { ctor: GradientAuditError, code: GrpcStatus.DATA_LOSS, fields: () => ({}), rebuild: messageOnly(GradientAuditError) },
@@ -127,6 +136,10 @@ export function fromWireError(f: FailedCall, cause: unknown): Error {
     case GrpcStatus.CANCELLED:
       // The client cancels only calls whose result it no longer reads, so this came from the server going down.
       return new UnreachableError(`${f.call} was cancelled by the coordinator (shutting down?): ${f.details}`, { cause });
+    case GrpcStatus.UNAUTHENTICATED:
+      return new AuthError(`${f.call} refused: not authenticated (${f.details})`, { cause });
+    case GrpcStatus.PERMISSION_DENIED:
+      return new PermissionError(`${f.call} refused: permission denied (${f.details})`, { cause });
     case GrpcStatus.INVALID_ARGUMENT:
     case GrpcStatus.FAILED_PRECONDITION:
     case GrpcStatus.UNIMPLEMENTED:

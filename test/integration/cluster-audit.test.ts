@@ -15,9 +15,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { fields, spawnBertfleet, type LoggedProcess } from '../helpers/logged-process.js';
-import { startNats, type TestNats } from '../helpers/nats.js';
+import type { TestNats } from '../helpers/nats.js';
 import { PIPELINE_FIXTURES, pipelineArgs } from '../helpers/pipeline.js';
 import { freePort } from '../helpers/ports.js';
+import { makeTestSecurity, type TestSecurity } from '../helpers/secure-processes.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bertfleet-audit-'));
 const FILES = ['pretrained/model.safetensors', 'finetuned/model.safetensors', 'metrics.json'];
@@ -34,21 +35,24 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('gradient audit across workers', () => {
   let nats: TestNats;
+  let sec: TestSecurity;
 
   beforeAll(async () => {
-    nats = await startNats();
+    sec = await makeTestSecurity({ workerIds: ['a', 'b'] });
+    nats = await sec.startNats();
     const ref = await runCli(['train', ...pipelineArgs(join(work, 'train'))], { cwd: work });
     expect(ref.code, ref.stderr.slice(-2000)).toBe(0);
   });
 
   afterAll(async () => {
     await nats?.stop();
+    sec?.remove();
   });
 
   async function start(name: string, every: number, env: Record<string, NodeJS.ProcessEnv> = {}): Promise<{ coordinator: LoggedProcess; workers: LoggedProcess[] }> {
     const address = `127.0.0.1:${await freePort()}`;
-    const coordinator = spawnBertfleet(['coordinator', '--listen', address, '--nats', nats.url, '--workers', '2', ...pipelineArgs(join(work, name), ['--config', auditConfig(every)])], { cwd: work });
-    const workers = ['a', 'b'].map((id) => spawnBertfleet(['worker', '--coordinator', address, '--nats', nats.url, '--worker-id', id], { cwd: work, env: env[id] ?? {} }));
+    const coordinator = spawnBertfleet(['coordinator', '--listen', address, '--nats', nats.url, '--workers', '2', ...sec.coordinator, ...pipelineArgs(join(work, name), ['--config', auditConfig(every)])], { cwd: work });
+    const workers = ['a', 'b'].map((id) => spawnBertfleet(['worker', '--coordinator', address, '--nats', nats.url, '--worker-id', id, ...sec.worker(id)], { cwd: work, env: env[id] ?? {} }));
     return { coordinator, workers };
   }
 
@@ -75,7 +79,7 @@ describe('gradient audit across workers', () => {
     expect([failed['owner'], failed['auditor']].sort()).toEqual(['a', 'b']);
     expect(failed['ownerFingerprint']).toMatch(/^backend=.+;libc=.+;cpu=.+/);
     const end = await coordinator.exited;
-    expect(end.code).toBe(1);
+    expect(end.code).toBe(3); // RUN_STOPPED_EXIT: a restart would meet the same workers again
     const stderr = coordinator.lines.filter((l) => !l.startsWith('{')).join('\n');
     expect(stderr).toMatch(/GradientAuditError: gradient audit of pretrain step 1, micro-batch 1: workers [ab] and [ab] computed different gradients; first differing tensor: cls\.seq_relationship\.bias/);
     expect(stderr).toMatch(/a: sha256 [0-9a-f]{64}, fingerprint backend=.*b: sha256 [0-9a-f]{64}, fingerprint backend=|b: sha256 [0-9a-f]{64}, fingerprint backend=.*a: sha256 [0-9a-f]{64}, fingerprint backend=/);

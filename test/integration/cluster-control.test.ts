@@ -104,7 +104,7 @@ describe('unreachable services', () => {
     const err = await runCoordinator({
       config, bert: presetConfig('tiny'), data: { sources: {}, labels: ['a', 'b'], fingerprint: 'x' }, fingerprints: undefined as never,
       outputs: new RunOutputs('/tmp/bertfleet-never-written'), resume: false, log, listen: { host: '127.0.0.1', port: 0 },
-      natsServers: url, expectedWorkers: 1, natsMaxWaitMs: 1_200,
+      natsServers: url, expectedWorkers: 1, natsMaxWaitMs: 1_200, tls: null,
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UnreachableError);
     expect((err as Error).message).toMatch(new RegExp(`^nats-server at ${url} unreachable: no connection after \\d+ attempts`));
@@ -114,7 +114,7 @@ describe('unreachable services', () => {
   it('gives up on an unreachable coordinator with UnreachableError naming its address', async () => {
     const address = `127.0.0.1:${await freePort()}`;
     const err = await runWorker({
-      coordinator: address, workerId: 'w1', log, signal: new AbortController().signal,
+      coordinator: address, workerId: 'w1', log, signal: new AbortController().signal, tls: null,
       setup: () => Promise.reject(new Error('not reached')),
       client: { connectMaxAttempts: 3, connectTimeoutMs: 200, connectInitialDelayMs: 50, connectMaxDelayMs: 100 },
     }).catch((e: unknown) => e);

@@ -15,6 +15,8 @@
  *   - a straggler (a test hook slows one worker), which gets fewer micro-batches;
  *   - a worker whose micro-batch takes longer than the heartbeat timeout, which is
  *     never declared dead (it computes in a thread; its main thread keeps beating).
+ * Security is on throughout: every process has its certificate from one
+ * throwaway CA and nats-server runs with users and TLS.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,9 +24,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { fields, spawnBertfleet, type LoggedProcess } from '../helpers/logged-process.js';
-import { startNats, type TestNats } from '../helpers/nats.js';
+import type { TestNats } from '../helpers/nats.js';
 import { PIPELINE_FIXTURES, pipelineArgs } from '../helpers/pipeline.js';
 import { freePort } from '../helpers/ports.js';
+import { makeTestSecurity, type TestSecurity } from '../helpers/secure-processes.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bertfleet-faults-'));
 const WEIGHTS = ['pretrained/model.safetensors', 'finetuned/model.safetensors'];
@@ -42,27 +45,30 @@ interface Run {
 
 describe('faults survived with byte-identical weights', () => {
   let nats: TestNats;
+  let sec: TestSecurity;
 
   beforeAll(async () => {
-    nats = await startNats();
+    sec = await makeTestSecurity({ workerIds: ['a', 'b', 'c'], reducers: 2 });
+    nats = await sec.startNats();
     const ref = await runCli(['train', ...pipelineArgs(join(work, 'train'), STEPS)], { cwd: work });
     expect(ref.code, ref.stderr.slice(-2000)).toBe(0);
   });
 
   afterAll(async () => {
     await nats?.stop();
+    sec?.remove();
   });
 
   async function start(name: string, opts: { workers: string[]; expected?: number; port?: number; extra?: string[]; env?: Record<string, NodeJS.ProcessEnv> }): Promise<Run> {
     const port = opts.port ?? (await freePort());
     const address = `127.0.0.1:${port}`;
     const coordinator = spawnBertfleet(
-      ['coordinator', '--listen', address, '--nats', nats.url, '--workers', String(opts.expected ?? opts.workers.length), ...pipelineArgs(join(work, name), [...STEPS, ...(opts.extra ?? [])])],
+      ['coordinator', '--listen', address, '--nats', nats.url, '--workers', String(opts.expected ?? opts.workers.length), ...sec.coordinator, ...pipelineArgs(join(work, name), [...STEPS, ...(opts.extra ?? [])])],
       { cwd: work },
     );
     const workers = new Map<string, LoggedProcess>();
     const startWorker = (id: string, env: NodeJS.ProcessEnv = {}): LoggedProcess => {
-      const w = spawnBertfleet(['worker', '--coordinator', address, '--nats', nats.url, '--worker-id', id], { cwd: work, env });
+      const w = spawnBertfleet(['worker', '--coordinator', address, '--nats', nats.url, '--worker-id', id, ...sec.worker(id)], { cwd: work, env });
       workers.set(id, w);
       return w;
     };
@@ -97,7 +103,7 @@ describe('faults survived with byte-identical weights', () => {
 
   it('survives a worker SIGKILLed mid-step with two reducer processes: they learn the reassignment too', async () => {
     const ports = [await freePort(), await freePort()];
-    const reducers = ports.map((p) => spawnBertfleet(['reducer', '--listen', `127.0.0.1:${p}`], { cwd: work }));
+    const reducers = ports.map((p, i) => spawnBertfleet(['reducer', '--listen', `127.0.0.1:${p}`, ...sec.reducer(i + 1)], { cwd: work }));
     try {
       await Promise.all(reducers.map((r) => r.waitFor(/"msg":"reducer listening"/, 60_000)));
       const extra = ['--reducers', ports.map((p) => `127.0.0.1:${p}`).join(',')];
@@ -133,7 +139,7 @@ describe('faults survived with byte-identical weights', () => {
     await finished(run, 'added');
     expect((await b.exited).code).toBe(0);
     // A coordinator restarted after the end (a supervisor, a pod) finds the run finished: no worker needed.
-    const again = await runCli(['coordinator', '--listen', `127.0.0.1:${await freePort()}`, '--nats', nats.url, '--workers', '2', '--output', join(work, 'added'), '--resume', 'auto', '--no-progress'], { cwd: work });
+    const again = await runCli(['coordinator', '--listen', `127.0.0.1:${await freePort()}`, '--nats', nats.url, '--workers', '2', ...sec.coordinator, '--output', join(work, 'added'), '--resume', 'auto', '--no-progress'], { cwd: work });
     expect(again.code, again.stderr.slice(-2000)).toBe(0);
     expect(again.stderr).toMatch(/"msg":"run already finished"/);
     expect(again.stdout).toMatch(/^finetuning \(test split/m);
@@ -146,7 +152,7 @@ describe('faults survived with byte-identical weights', () => {
     await run.coordinator.waitFor(/"step":6,"dir"/, 120_000);
     run.coordinator.proc.kill('SIGKILL');
     await run.coordinator.exited;
-    const again = spawnBertfleet(['coordinator', '--listen', run.address, '--nats', nats.url, '--workers', '1', '--output', join(work, 'coordinator-killed'), '--resume', '--no-progress'], { cwd: work });
+    const again = spawnBertfleet(['coordinator', '--listen', run.address, '--nats', nats.url, '--workers', '1', ...sec.coordinator, '--output', join(work, 'coordinator-killed'), '--resume', '--no-progress'], { cwd: work });
     await again.waitFor(/"msg":"resuming"/, 60_000);
     for (const id of ['a', 'b']) await run.workers.get(id)!.waitFor(/"session":[1-9].*"msg":"registered"|"msg":"registered".*"session":[1-9]/, 60_000);
     await finished({ ...run, coordinator: again }, 'coordinator-killed');
@@ -165,7 +171,7 @@ describe('faults survived with byte-identical weights', () => {
     expect(saved['step']).toBeGreaterThanOrEqual(5);
     for (const id of ['a', 'b']) await run.workers.get(id)!.waitFor(/"msg":"coordinator stopping; waiting for it to come back"/);
     // Asked for 3 workers, the resumed run goes on with the 2 that come back.
-    const again = spawnBertfleet(['coordinator', '--listen', run.address, '--nats', nats.url, '--workers', '3', '--output', join(work, 'coordinator-sigterm'), '--resume', 'auto', '--no-progress'], { cwd: work });
+    const again = spawnBertfleet(['coordinator', '--listen', run.address, '--nats', nats.url, '--workers', '3', ...sec.coordinator, '--output', join(work, 'coordinator-sigterm'), '--resume', 'auto', '--no-progress'], { cwd: work });
     expect(fields(await again.waitFor(/"msg":"resuming"/, 60_000))).toMatchObject({ phase: 'pretrain', step: saved['step'] });
     expect(fields(await again.waitFor(/"msg":"resumed run: going on with the workers that came back"/, 60_000))).toMatchObject({ have: 2, want: 3 });
     await finished({ ...run, coordinator: again }, 'coordinator-sigterm');
@@ -173,17 +179,17 @@ describe('faults survived with byte-identical weights', () => {
   });
 
   it('survives a nats-server restart on the same port and store', async () => {
-    const local = await startNats();
+    const local = await sec.startNats();
     const url = local.url;
     try {
       const port = await freePort();
       const address = `127.0.0.1:${port}`;
-      const coordinator = spawnBertfleet(['coordinator', '--listen', address, '--nats', url, '--workers', '2', ...pipelineArgs(join(work, 'nats-restarted'), STEPS)], { cwd: work });
-      const workers = ['a', 'b'].map((id) => spawnBertfleet(['worker', '--coordinator', address, '--nats', url, '--worker-id', id], { cwd: work }));
+      const coordinator = spawnBertfleet(['coordinator', '--listen', address, '--nats', url, '--workers', '2', ...sec.coordinator, ...pipelineArgs(join(work, 'nats-restarted'), STEPS)], { cwd: work });
+      const workers = ['a', 'b'].map((id) => spawnBertfleet(['worker', '--coordinator', address, '--nats', url, '--worker-id', id, ...sec.worker(id)], { cwd: work }));
       await coordinator.waitFor(/"step":4,"of":24/, 120_000);
       await local.stop({ keepStore: true, graceMs: 1_000 });
       await new Promise((r) => setTimeout(r, 1_500));
-      const restarted = await startNats({ storeDir: local.storeDir, port: local.port });
+      const restarted = await sec.startNats({ storeDir: local.storeDir, port: local.port });
       try {
         await finished({ address, coordinator, workers: new Map(), startWorker: () => undefined as never }, 'nats-restarted');
         for (const w of workers) expect((await w.exited).code).toBe(0);

@@ -15,9 +15,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { fields, spawnBertfleet, type LoggedProcess } from '../helpers/logged-process.js';
-import { startNats, type TestNats } from '../helpers/nats.js';
+import type { TestNats } from '../helpers/nats.js';
 import { pipelineArgs } from '../helpers/pipeline.js';
 import { freePort, isPortFree } from '../helpers/ports.js';
+import { makeTestSecurity, type TestSecurity } from '../helpers/secure-processes.js';
 import { isProcessAlive } from '../helpers/process.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bertfleet-processes-'));
@@ -39,21 +40,24 @@ async function gone(pids: number[], timeoutMs = 10_000): Promise<void> {
 
 describe('bertfleet coordinator and bertfleet worker', () => {
   let nats: TestNats;
+  let sec: TestSecurity;
 
   beforeAll(async () => {
-    nats = await startNats();
+    sec = await makeTestSecurity({ workerIds: ['bad', 'a', 'b'] });
+    nats = await sec.startNats();
   });
 
   afterAll(async () => {
     await nats?.stop();
+    sec?.remove();
   });
 
   it('refuses a mismatched worker, takes in a late one after the phase change, and matches train', async () => {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
-    const coordinator = spawnBertfleet(['coordinator', '--listen', address, '--nats', nats.url, '--workers', '1', ...pipelineArgs(join(work, 'coordinated'), LONGER)], { cwd: work });
+    const coordinator = spawnBertfleet(['coordinator', '--listen', address, '--nats', nats.url, '--workers', '1', ...sec.coordinator, ...pipelineArgs(join(work, 'coordinated'), LONGER)], { cwd: work });
     const worker = (id: string, extra: string[] = []): LoggedProcess =>
-      spawnBertfleet(['worker', '--coordinator', address, '--nats', nats.url, '--worker-id', id, ...extra], { cwd: work });
+      spawnBertfleet(['worker', '--coordinator', address, '--nats', nats.url, '--worker-id', id, ...sec.worker(id), ...extra], { cwd: work });
     const bad = worker('bad', ['--backend', 'cpu']);
     const a = worker('a');
     const refused = await bad.exited;

@@ -1,8 +1,9 @@
 /**
  * The coordinator's gRPC service and distributed executor on a real loopback
  * port, driven by real clients standing in for workers: registration accepted
- * and refused (each fingerprint and the protocol version named, expected vs
- * got), a gradient exchange larger than 4 MiB finished to the single-process
+ * and refused (each fingerprint and the protocol version named; over
+ * plaintext a fingerprint refusal gives only what the worker sent, not the
+ * run's value), a gradient exchange larger than 4 MiB finished to the single-process
  * bits, refused uploads (wrong length, already reduced, unregistered, not
  * assigned), a late joiner's state and assignment, evaluation results put
  * back in chunk order, a replica checksum mismatch stopping the run naming
@@ -51,9 +52,9 @@ function work(step: number, M = 3) {
 async function cluster(opts: { expectedWorkers: number; cluster?: Record<string, number> }) {
   const config = parseRunConfig({ pretrain: { steps: 4, globalBatch: 12, microBatch: 4 }, cluster: { checksumEverySteps: 2, ...opts.cluster } });
   const executor = new DistributedExecutor({ runId: 'run-test', config, fingerprints: FP, expectedWorkers: opts.expectedWorkers, log });
-  const server = createServer(new CoordinatorService(executor, { log, pollMs: 300 }), { log });
+  const server = createServer(new CoordinatorService(executor, { log, pollMs: 300 }), { log, tls: null });
   const port = await server.startServer('127.0.0.1', 0);
-  const connect = () => createCoordinatorClient(`127.0.0.1:${port}`, { log });
+  const connect = () => createCoordinatorClient(`127.0.0.1:${port}`, { log, tls: null });
   const replica = new Replica(SPECS, new Float32Array(P).fill(0.5));
   return { executor, server, port, connect, replica, config };
 }
@@ -99,10 +100,10 @@ describe('coordinator service: registration, exchange, refusals, late join, eval
     ['backend_fingerprint', 'backend=wasm-blas'],
   ];
   for (const [field, value] of mismatches) {
-    it(`refuses a worker whose ${field} differs, with FAILED_PRECONDITION naming it`, async () => {
+    it(`refuses a worker whose ${field} differs, with FAILED_PRECONDITION naming it but not the run's value (plaintext)`, async () => {
       const err = await w1.register(request('w9', { [field]: value })).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ProtocolError);
-      expect((err as Error).message).toBe(`registration of worker w9 refused: ${field} differs: expected ${FP[field]}, got ${value}`);
+      expect((err as Error).message).toBe(`registration of worker w9 refused: ${field} differs from the run's (got ${value}); the expected value is in the coordinator's log`);
       expect((err as Error).cause).toMatchObject({ code: 9 });
     });
   }

@@ -190,7 +190,8 @@ describe('bertfleet coordinator --resume auto', () => {
 
   it('starts a run in an empty folder', async () => {
     const port = await freePort();
-    const c = spawnBertfleet(['coordinator', '--resume', 'auto', '--listen', `127.0.0.1:${port}`, '--nats', nats.url, ...pipelineArgs(join(work, 'auto'))], { cwd: work });
+    // Plaintext: this is about --resume auto, not security.
+    const c = spawnBertfleet(['coordinator', '--resume', 'auto', '--listen', `127.0.0.1:${port}`, '--nats', nats.url, '--insecure', ...pipelineArgs(join(work, 'auto'))], { cwd: work });
     await c.waitFor(/"resume":false,"msg":"resume auto: no run in the folder; starting one"/, 60_000);
     await c.waitFor(/"msg":"coordinator listening"/, 60_000);
     expect(existsSync(join(work, 'auto', 'run-config.json'))).toBe(true);

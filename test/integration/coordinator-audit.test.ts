@@ -51,9 +51,9 @@ afterEach(async () => {
 async function cluster(): Promise<{ executor: DistributedExecutor; w1: CoordinatorClient; w2: CoordinatorClient }> {
   const config = parseRunConfig({ pretrain: { steps: 4, globalBatch: 12, microBatch: 4 }, cluster: { auditEverySteps: 1, heartbeatTimeoutMs: 60_000 } });
   const executor = new DistributedExecutor({ runId: 'run-audit', config, fingerprints: FP, expectedWorkers: 2, log });
-  const server = createServer(new CoordinatorService(executor, { log, pollMs: 300 }), { log });
+  const server = createServer(new CoordinatorService(executor, { log, pollMs: 300 }), { log, tls: null });
   const port = await server.startServer('127.0.0.1', 0);
-  const [w1, w2] = [await createCoordinatorClient(`127.0.0.1:${port}`, { log }), await createCoordinatorClient(`127.0.0.1:${port}`, { log })];
+  const [w1, w2] = [await createCoordinatorClient(`127.0.0.1:${port}`, { log, tls: null }), await createCoordinatorClient(`127.0.0.1:${port}`, { log, tls: null })];
   cleanup.push(async () => {
     await executor.close(100);
     w1.close();

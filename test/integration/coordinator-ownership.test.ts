@@ -203,7 +203,7 @@ describe('coordinators on the same run or folder', () => {
     try {
       const err = await runCoordinator({
         config, bert, data, fingerprints: undefined as never, outputs: new RunOutputs(output), resume: false, log,
-        listen: { host: '127.0.0.1', port: 0 }, natsServers: nats.url, expectedWorkers: 1,
+        listen: { host: '127.0.0.1', port: 0 }, natsServers: nats.url, expectedWorkers: 1, tls: null,
       }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RunOwnedError);
       expect((err as Error).message).toMatch(`run ${runId} is already owned by coordinator remote-coordinator (pid 77 on other-machine)`);
@@ -217,7 +217,8 @@ describe('coordinators on the same run or folder', () => {
 
   it('refuses a second bertfleet coordinator on a folder in use, naming the first one, and frees folder and lease when the first stops', async () => {
     const output = join(work.dir, 'shared-folder');
-    const args = ['coordinator', '--listen', '127.0.0.1:0', '--nats', nats.url, '--workers', '1', ...pipelineArgs(output)];
+    // Plaintext: the test reads the lease with a connection of its own, and is about the folder, not security.
+    const args = ['coordinator', '--listen', '127.0.0.1:0', '--nats', nats.url, '--workers', '1', '--insecure', ...pipelineArgs(output)];
     const first = spawnBertfleet(args, { cwd: work.dir });
     try {
       const { runId } = fields(await first.waitFor(/"msg":"coordinator listening"/, 120_000)) as { runId: string };

@@ -140,9 +140,9 @@ describe('gRPC wire adapter on loopback', () => {
   let client: CoordinatorClient;
 
   beforeAll(async () => {
-    server = createServer(new TinyCoordinator(), { log });
+    server = createServer(new TinyCoordinator(), { log, tls: null });
     const port = await server.startServer('127.0.0.1', 0);
-    client = await createCoordinatorClient(`127.0.0.1:${port}`, { log, timeouts: { longPollTimeoutMs: 30_000 } });
+    client = await createCoordinatorClient(`127.0.0.1:${port}`, { log, tls: null, timeouts: { longPollTimeoutMs: 30_000 } });
   });
 
   afterAll(async () => {
@@ -206,7 +206,7 @@ describe('gRPC server flow control', () => {
   it('widens its HTTP/2 receive window for uploads (grpc-js internals still where expected)', async () => {
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk: Buffer, _enc, done) => void (lines.push(chunk.toString()), done()) });
-    const server = createServer(new TinyCoordinator(), { log: pino({ level: 'debug' }, sink), flowControlWindowBytes: 8 << 20 });
+    const server = createServer(new TinyCoordinator(), { log: pino({ level: 'debug' }, sink), tls: null, flowControlWindowBytes: 8 << 20 });
     await server.startServer('127.0.0.1', 0);
     await server.stop({ graceMs: 100 });
     expect(lines.find((l) => l.includes('"msg":"listening"'))).toMatch(/"flowControlWindowBytes":8388608,"widened":true/);
@@ -216,15 +216,15 @@ describe('gRPC server flow control', () => {
 describe('gRPC wire adapter failures', () => {
   it('retries an unreachable coordinator, then throws UnreachableError naming its address', async () => {
     const address = `127.0.0.1:${await freePort()}`;
-    const connecting = createCoordinatorClient(address, { log, connectTimeoutMs: 200, connectInitialDelayMs: 20, connectMaxDelayMs: 50, connectMaxAttempts: 3 });
+    const connecting = createCoordinatorClient(address, { log, tls: null, connectTimeoutMs: 200, connectInitialDelayMs: 20, connectMaxDelayMs: 50, connectMaxAttempts: 3 });
     await expect(connecting).rejects.toBeInstanceOf(UnreachableError);
     await expect(connecting).rejects.toThrow(`coordinator at ${address} unreachable: no connection after 3 attempts`);
   });
 
   it('releases its port on shutdown, cancelling a pull still waiting', async () => {
-    const server = createServer(new TinyCoordinator(), { log });
+    const server = createServer(new TinyCoordinator(), { log, tls: null });
     const port = await server.startServer('127.0.0.1', 0);
-    const client = await createCoordinatorClient(`127.0.0.1:${port}`, { log });
+    const client = await createCoordinatorClient(`127.0.0.1:${port}`, { log, tls: null });
     const waiting = client.pullReduced({ worker_id: 'w1', step: 99, phase: 'pretrain' }).catch((e: unknown) => e);
     await client.heartbeat({ worker_id: 'w1', step: 0, status: 'training' }); // the pull is open by now
     await server.stop({ graceMs: 200 });
