@@ -24,17 +24,20 @@ import { findTorch, ROOT, runTorch, type Torch } from './torch.js';
 
 const HELP = `usage: bertfleet bench --suite cluster [--preset tiny|mini] [--steps N] [--warmup N] [--global-batch N]
                        [--micro-batch N] [--reps N] [--torch-reference PATH] [--python PATH]
+                       [--insecure]
 
 Measures in one run: bertfleet train, cluster --workers 1 and --workers 2 (the
 exchange per step split into its parts), and where PyTorch is installed DDP
 (gloo) with 1 and 2 processes and a gloo all-reduce of the gradient's size.
 Prints one JSON line per measurement, then a table with the ratios of issue 8.
 Defaults: tiny, 12 steps after 2 warm-up steps, global batch 32, micro-batch 16,
-20 all-reduce repetitions. OPENBLAS_CORETYPE, if set, reaches every process.`;
+20 all-reduce repetitions. OPENBLAS_CORETYPE, if set, reaches every process.
+The cluster runs use mTLS and NATS authentication, as bertfleet cluster does by
+default; --insecure measures them in plaintext (what TLS costs, by comparison).`;
 
 const PRESETS = ['tiny', 'mini'] as const; // the presets the PyTorch reference knows
 
-interface Settings { preset: (typeof PRESETS)[number]; steps: number; warmup: number; globalBatch: number; microBatch: number; reps: number }
+interface Settings { preset: (typeof PRESETS)[number]; steps: number; warmup: number; globalBatch: number; microBatch: number; reps: number; insecure: boolean }
 
 function settings(values: Record<string, unknown>): Settings {
   const preset = (values['preset'] as string | undefined) ?? 'tiny';
@@ -46,6 +49,7 @@ function settings(values: Record<string, unknown>): Settings {
     globalBatch: intFlag(values, 'global-batch', { min: 2 }) ?? 32,
     microBatch: intFlag(values, 'micro-batch', { min: 1 }) ?? 16,
     reps: intFlag(values, 'reps', { min: 1 }) ?? 20,
+    insecure: values['insecure'] === true,
   };
   if (s.warmup >= s.steps) throw new UsageError(`--warmup (${s.warmup}) must be less than --steps (${s.steps})`);
   if (s.globalBatch % 2 !== 0) throw new UsageError(`--global-batch must be even (split over 2 workers and 2 DDP processes), got ${s.globalBatch}`);
@@ -63,10 +67,11 @@ async function bertfleetRows(s: Settings, work: string): Promise<Row[]> {
     const spec: RunSpec = {
       workers, steps: s.steps, warmup: s.warmup, globalBatch: s.globalBatch, timeoutMs: 600_000 + 60_000 * s.steps,
       args: ['--model', s.preset, '--pretrain-steps', String(s.steps), '--finetune-steps', '0', '--global-batch', String(s.globalBatch),
-        '--micro-batch', String(s.microBatch), '--config', config, '--output', join(work, mode), '--no-progress'],
+        '--micro-batch', String(s.microBatch), '--config', config, '--output', join(work, mode), '--no-progress',
+        ...(s.insecure && workers > 0 ? ['--insecure'] : [])],
     };
     const measured = await runBertfleet(spec).then((r) => ({ ...r }), (err: unknown) => ({ error: (err as Error).message }));
-    rows.push(emit({ mode, impl: 'bertfleet', workers, global_batch: s.globalBatch, micro_batch: s.microBatch, ...measured }));
+    rows.push(emit({ mode, impl: 'bertfleet', workers, transport: workers === 0 ? null : s.insecure ? 'plaintext' : 'mtls', global_batch: s.globalBatch, micro_batch: s.microBatch, ...measured }));
   }
   return rows;
 }
@@ -98,6 +103,7 @@ export async function run(argv: string[]): Promise<number> {
   const values = parseFlags(argv, {
     preset: { type: 'string' }, steps: { type: 'string' }, warmup: { type: 'string' }, 'global-batch': { type: 'string' },
     'micro-batch': { type: 'string' }, reps: { type: 'string' }, 'torch-reference': { type: 'string' }, python: { type: 'string' },
+    insecure: { type: 'boolean' },
   }, HELP);
   if (!values) return 0;
   const s = settings(values);

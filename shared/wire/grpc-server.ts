@@ -197,7 +197,10 @@ function logRefusedHandshakes(server: grpc.Server, log: Logger): void {
     });
     h.on('tlsClientError', (err, socket) => {
       const tcp = (socket as { _parent?: object } | undefined)?._parent ?? socket;
-      log.warn({ peer: peers.get(tcp as object) ?? '?', reason: (err as Error).message.split('\n')[0] }, 'TLS handshake refused');
+      const fields = { peer: peers.get(tcp as object) ?? '?', reason: (err as Error).message.split('\n')[0] };
+      // A peer that closes before sending a handshake (a port probe: is the server up?) was not refused.
+      if ((err as NodeJS.ErrnoException).code === 'ECONNRESET' && /socket hang up/.test(fields.reason ?? '')) log.debug(fields, 'connection closed before a TLS handshake');
+      else log.warn(fields, 'TLS handshake refused');
     });
   }
 }
