@@ -1,6 +1,8 @@
 /**
  * `OUTPUT/cluster.json`: where a running `bertfleet cluster` can be joined —
- * `{coordinator: "HOST:PORT", nats: "nats://HOST:PORT", pid, started_at_ms}`,
+ * `{coordinator: "HOST:PORT", nats: "nats://HOST:PORT", pid, started_at_ms,
+ * health: {coordinator: URL, workers: {ID: URL}}}` (the plain-HTTP health
+ * ports: /healthz, /readyz, /metrics),
  * pid and start time being the cluster's own, and unless the cluster runs
  * `--insecure`, `pki_dir` (its throwaway PKI: a private folder holding the CA
  * key, so whoever can read it can add workers) and `nats_credentials` (the
@@ -27,6 +29,11 @@ const ClusterFileSchema = z.strictObject({
   started_at_ms: z.number().int().nonnegative(),
   pki_dir: z.string().min(1).optional(),
   nats_credentials: z.string().min(1).optional(),
+  /** The health ports (/healthz, /readyz, /metrics) of the coordinator and of each worker the cluster started, as URLs. */
+  health: z.strictObject({
+    coordinator: z.string().regex(/^http:\/\/\S+$/, 'http://HOST:PORT'),
+    workers: z.record(z.string(), z.string().regex(/^http:\/\/\S+$/, 'http://HOST:PORT')),
+  }).optional(),
 });
 export type ClusterFile = z.infer<typeof ClusterFileSchema>;
 
@@ -57,7 +64,7 @@ export function readClusterFile(outputDir: string): ClusterFile {
   const parsed = ClusterFileSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new InputError(`--join: ${path} is not a cluster file ({coordinator, nats, pid, started_at_ms, pki_dir?, nats_credentials?} expected): ${problems}`);
+    throw new InputError(`--join: ${path} is not a cluster file ({coordinator, nats, pid, started_at_ms, pki_dir?, nats_credentials?, health?} expected): ${problems}`);
   }
   return parsed.data;
 }

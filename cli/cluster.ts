@@ -20,8 +20,10 @@ import { createRootLogger, type Logger } from '../shared/log.js';
 import { isPidAlive } from '../shared/owner-identity.js';
 import { makePrivateDir } from '../shared/security/private-files.js';
 import { intFlag, parseFlags, type Options } from './args.js';
+import { freeLoopbackPort } from './child-processes.js';
 import { removeClusterFile } from './cluster-file.js';
 import { makeClusterSecurity, type ClusterSecurity } from './cluster-security.js';
+import { announceDashboard, DASHBOARD_FLAGS, dashboardChoice, dashboardHelp, dashboardOptions, dashboardUrl, type DashboardChoice } from './dashboard.js';
 import { LocalCluster } from './local-cluster.js';
 import { logSecurity, SECURITY_ENV } from './security-flags.js';
 import { defaultOutputDir, RUN_HELP, runOptions } from './run-flags.js';
@@ -51,6 +53,7 @@ everything (exit 130); \`--resume\` continues the run later.
                         by default the cluster makes a throwaway CA and a certificate per
                         process in a private temporary folder, removed when it stops, and
                         nats-server gets a user per role (workers may only read the run state)
+${dashboardHelp(true)}
 ${RUN_HELP}`;
 
 /** The cluster's own temporary folder (mode 0700): the nats store and the throwaway PKI. */
@@ -59,11 +62,12 @@ const CLUSTER_TMP_PREFIX = 'bertfleet-cluster-';
 const OLD_NATS_STORE_PREFIX = 'bertfleet-nats-';
 
 export async function run(argv: string[]): Promise<number> {
-  const options: Options = { ...runOptions, workers: { type: 'string' }, reducers: { type: 'string' }, insecure: { type: 'boolean' } };
+  const options: Options = { ...runOptions, ...dashboardOptions, workers: { type: 'string' }, reducers: { type: 'string' }, insecure: { type: 'boolean' } };
   const values = parseFlags(argv, options, HELP);
   if (!values) return 0;
   const workers = intFlag(values, 'workers', { min: 1 }) ?? 2;
   const reducers = intFlag(values, 'reducers', { min: 1, max: 64 }) ?? 1;
+  const dashboard = dashboardChoice(values, true);
   const outputDir = (values['output'] as string | undefined) ?? defaultOutputDir();
   // The coordinator's checks, before anything starts: a busy or non-empty folder, a bad config.
   refuseIfOutputLocked(outputDir);
@@ -81,11 +85,12 @@ export async function run(argv: string[]): Promise<number> {
     await mkdir(store);
     const security = values['insecure'] === true ? null : await makeClusterSecurity({ parentDir: tmp, workerIds: workerIds(workers), reducers: reducers - 1 });
     logClusterSecurity(log, security);
+    const dashboardArgs = dashboard === null ? [] : await coordinatorDashboard(dashboard, log);
     cluster = new LocalCluster({
       log, workers, reducers, outputDir, logLevel, natsStoreDir: store, security, env: childEnv(process.env), signal: signals.signal,
       resume: values['resume'] === true,
       // Always an explicit --output: a restarted coordinator must find the same folder as the first.
-      runArgs: ['--output', outputDir, ...withoutFlags(argv, options, ['workers', 'reducers', 'output', 'resume', 'insecure'])],
+      runArgs: ['--output', outputDir, ...dashboardArgs, ...withoutFlags(argv, options, ['workers', 'reducers', 'output', 'resume', 'insecure', ...DASHBOARD_FLAGS])],
     });
     const code = await cluster.run();
     if (signals.signal.aborted) {
@@ -99,6 +104,19 @@ export async function run(argv: string[]): Promise<number> {
     process.off('exit', killAll);
     signals.dispose();
   }
+}
+
+/**
+ * The coordinator's dashboard flags, on a port fixed here (a free one for
+ * port 0) so a restarted coordinator serves the same URL; the URL is logged
+ * and, on a terminal, printed.
+ */
+async function coordinatorDashboard(choice: DashboardChoice, log: Logger): Promise<string[]> {
+  const port = choice.port === 0 ? await freeLoopbackPort(choice.host) : choice.port;
+  const url = dashboardUrl({ ...choice, port });
+  log.info({ url }, 'dashboard (served by the coordinator once it has loaded the data)');
+  announceDashboard(url);
+  return ['--dashboard-host', choice.host, '--dashboard-port', String(port)];
 }
 
 /** `argv` without the named flags and their values (parsed as `options` parse them). */

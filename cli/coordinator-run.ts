@@ -15,11 +15,11 @@ import type { RunData } from '../shared/data/run-data.js';
 import { createRootLogger, type Logger } from '../shared/log.js';
 import type { BertConfig } from '../shared/model/config.js';
 import { startBackend } from './backend-flags.js';
-import { createStepProgress } from './progress.js';
+import { createRunProgress } from './progress.js';
 import { defaultOutputDir } from './run-flags.js';
 import { prepareRun } from './run-setup.js';
 import type { SecurityParts } from './security-flags.js';
-import { formatSummary } from './summary.js';
+import { reportRun } from './run-summary.js';
 import { logResumeChanges, resolveRun } from './train.js';
 
 export interface PreparedRun {
@@ -33,6 +33,8 @@ export interface PreparedRun {
   bert: BertConfig;
   data: RunData;
   fingerprints: RunFingerprints;
+  /** Wall seconds of prepareRun (the data), for run-summary.json. */
+  dataPreparationSeconds: number;
 }
 
 /** Everything checked and loaded before anything is started or written; `values.resume` is true, false or 'auto'. */
@@ -50,28 +52,30 @@ export async function prepareCoordinator(values: Record<string, unknown>, servic
   if (auto) log.info({ output: outputs.dir, resume }, resume ? 'resume auto: the folder holds a run; resuming it' : 'resume auto: no run in the folder; starting one');
   const progress = values['no-progress'] !== true;
   const backend = await startBackend({ name: config.backend, blasThreads: config.blasThreads }, log);
+  const dataStart = performance.now();
   const { bert, data } = await prepareRun(config, log, progress);
   return {
-    config, outputs, resume, progress, log, logLevel, backend, bert, data,
+    config, outputs, resume, progress, log, logLevel, backend, bert, data, dataPreparationSeconds: (performance.now() - dataStart) / 1000,
     fingerprints: runFingerprints(bert, data, backend),
   };
 }
 
-export type DistributedParts = Pick<CoordinatorOptions, 'listen' | 'natsServers' | 'expectedWorkers' | 'signal' | 'reducerAddresses'> & SecurityParts;
+export type DistributedParts = Pick<CoordinatorOptions, 'listen' | 'natsServers' | 'expectedWorkers' | 'signal' | 'reducerAddresses' | 'health' | 'events'> & SecurityParts;
 
 /** Runs the pipeline through the workers and prints the same summary as `train`. */
 export async function runAndReport(p: PreparedRun, parts: DistributedParts): Promise<number> {
   // runCoordinator creates the folder's run config once it holds the folder's lock and the run's lease.
   p.log.info({ output: p.outputs.dir, backend: p.backend.name, model: p.config.model, seed: p.config.seed, workers: parts.expectedWorkers }, 'run started');
-  const bar = createStepProgress(p.progress);
+  const bar = createRunProgress(p.progress);
   try {
-    const { metrics } = await runCoordinator({
+    const result = await runCoordinator({
       config: p.config, bert: p.bert, data: p.data.datasets, fingerprints: p.fingerprints, outputs: p.outputs, resume: p.resume, log: p.log,
       ...parts,
-      onStep: (phase, step, total, loss) => bar.update(phase, step, total, loss),
+      onStep: (phase, step, total, loss, info) => bar.step(phase, step, total, loss, info),
+      onEval: (split, done, total) => bar.count(`evaluate ${split}`, done, total, 'chunks'),
     });
     bar.stop();
-    process.stdout.write(`${formatSummary(metrics, p.outputs.dir)}\n`);
+    reportRun(p.outputs, result, { dataPreparationSeconds: p.dataPreparationSeconds, expectedWorkers: parts.expectedWorkers });
     return 0;
   } finally {
     bar.stop();

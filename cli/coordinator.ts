@@ -9,6 +9,8 @@
  */
 import { parseFlags, intFlag, UsageError } from './args.js';
 import { prepareCoordinator, runAndReport } from './coordinator-run.js';
+import { dashboardChoice, dashboardHelp, dashboardOptions, RunView } from './dashboard.js';
+import { HEALTH_HELP, healthChoice, healthOptions } from './health-flags.js';
 import { RUN_HELP, runOptions } from './run-flags.js';
 import { loadSecurity, logSecurity, NATS_CREDS_HELP, natsCredsOptions, securityChoice, TLS_HELP, tlsOptions } from './security-flags.js';
 import { installSignalHandlers, parentPidFrom } from './signals.js';
@@ -26,6 +28,9 @@ every step computed by the workers that join it.
                         (default: none, this process reduces the whole gradient)
   --resume auto         resume when --output holds a run (run-config.json), start one when
                         it is absent or empty (plain --resume: the run must be there)
+${HEALTH_HELP}
+                        ready: serving gRPC under the run's lease
+${dashboardHelp(false)}
 ${TLS_HELP}
 ${NATS_CREDS_HELP}
 ${RUN_HELP}`;
@@ -60,6 +65,8 @@ export async function run(rawArgv: string[]): Promise<number> {
     nats: { type: 'string' },
     workers: { type: 'string' },
     reducers: { type: 'string' },
+    ...healthOptions,
+    ...dashboardOptions,
     ...tlsOptions,
     ...natsCredsOptions,
   }, HELP);
@@ -72,29 +79,44 @@ export async function run(rawArgv: string[]): Promise<number> {
   const expectedWorkers = intFlag(values, 'workers', { min: 1 }) ?? 1;
   const reducerAddresses = ((values['reducers'] as string | undefined) ?? '').split(',').filter((a) => a !== '');
   for (const a of reducerAddresses) parseHostPort(a, 'reducers');
+  const health = healthChoice(values);
+  const dashboard = dashboardChoice(values, false);
   // The TLS files are checked before the (long) data load: a mistake is reported at once.
   const security = loadSecurity(securityChoice(values, process.env, 'coordinator', { needsNats: true }), 'coordinator');
   const prepared = await prepareCoordinator(values, 'coordinator');
   logSecurity(prepared.log, security);
   // Started by `bertfleet cluster`: stop when it is gone.
   const parentPid = parentPidFrom(process.env);
+  // The dashboard (with --dashboard-port) and, at the end, OUTPUT/report.html.
+  const view = await RunView.open({ outputDir: prepared.outputs.dir, log: prepared.log, choice: dashboard, announce: false });
   const signals = installSignalHandlers(prepared.log, { graceMs: 15_000, ...(parentPid !== undefined && { parentPid }) });
+  const { config } = prepared;
+  view.started({ mode: 'coordinator', output: prepared.outputs.dir, workers: expectedWorkers, steps: { pretrain: config.pretrain.steps, finetune: config.finetune.steps }, model: config.model, seed: config.seed, resumed: prepared.resume });
+  let outcome: 'finished' | 'failed' | 'stopped' = 'failed';
+  let failure: unknown;
   try {
-    return await runAndReport(prepared, {
+    const code = await runAndReport(prepared, {
+      events: view.events,
       listen,
       natsServers: (values['nats'] as string | undefined) ?? 'nats://127.0.0.1:4222',
       expectedWorkers,
       reducerAddresses,
+      ...(health !== undefined && { health }),
       signal: signals.signal,
       ...security,
     });
+    outcome = 'finished';
+    return code;
   } catch (err) {
+    failure = err;
     if (signals.signal.aborted) {
+      outcome = 'stopped';
       process.stderr.write(`bertfleet coordinator: ${(signals.signal.reason as Error).message}\n`);
       return signals.exitCode();
     }
     throw err;
   } finally {
+    await view.finish(outcome, failure);
     signals.dispose();
   }
 }

@@ -4,7 +4,9 @@
  * coordinator (`bin/bertfleet coordinator` on a fixed loopback port,
  * restarted with `--resume auto` if it crashes, a few times at most), and N
  * workers (never restarted; one that ends is logged, the run goes on). Once
- * the coordinator listens, `OUTPUT/cluster.json` says where to join. Unless
+ * the coordinator listens, `OUTPUT/cluster.json` says where to join. The
+ * coordinator and each worker get a free loopback health port (/healthz,
+ * /readyz, /metrics), listed there too. Unless
  * `--insecure`, every child gets its certificate and NATS credentials from
  * the cluster's throwaway PKI (cluster-security.ts) as file paths, and
  * nats-server runs the generated config (users, permissions, TLS).
@@ -26,7 +28,7 @@ import { launchCoordinator, launchReducer, freeLoopbackPort } from './child-proc
 import { writeClusterFile } from './cluster-file.js';
 import { coordinatorSecurityArgs, reducerSecurityArgs, workerSecurityArgs, type ClusterSecurity } from './cluster-security.js';
 import { InterruptedError } from './signals.js';
-import { WorkerProcesses } from './worker-processes.js';
+import { workerIds, WorkerProcesses } from './worker-processes.js';
 
 /** A crashing child is started again at most this often within the window, then the run ends. */
 const RESTART_LIMIT = { max: 3, windowMs: 120_000 };
@@ -95,7 +97,10 @@ export class LocalCluster {
       if (typeof natsUrl !== 'string') return await this.stopAll(natsUrl);
       const reducerAddresses = await this.startReducers();
       const port = await freeLoopbackPort();
-      this.startCoordinator(natsUrl, port, reducerAddresses);
+      // Health ports (/healthz, /readyz, /metrics): the coordinator's, then one per worker; listed in cluster.json.
+      const [coordinatorHealth, ...workerHealth] = await distinctFreePorts(1 + this.o.workers, [port]);
+      const health = { coordinator: coordinatorHealth!, workers: new Map(workerIds(this.o.workers).map((id, i) => [id, workerHealth[i]!])) };
+      this.startCoordinator(natsUrl, port, reducerAddresses, health);
       const outcome = await Promise.race([
         this.coordinator!.ended.then((end): Outcome => ({ kind: 'coordinator', end })),
         this.nats!.ended.then((end): Outcome => ({ kind: 'nats', end })),
@@ -165,11 +170,12 @@ export class LocalCluster {
     return addresses;
   }
 
-  private startCoordinator(natsUrl: string, port: number, reducerAddresses: readonly string[]): void {
+  private startCoordinator(natsUrl: string, port: number, reducerAddresses: readonly string[], health: HealthPorts): void {
     const host = '127.0.0.1';
     const address = `${host}:${port}`;
     const args = (attempt: number): string[] => [
       '--listen', address, '--nats', natsUrl, '--workers', String(this.o.workers),
+      '--health-host', host, '--health-port', String(health.coordinator),
       // A restart resumes from the run's latest trainer state, or starts it if none was written yet.
       ...(attempt > 0 ? ['--resume', 'auto'] : this.o.resume ? ['--resume'] : []),
       ...(reducerAddresses.length > 0 ? ['--reducers', reducerAddresses.join(',')] : []),
@@ -190,8 +196,12 @@ export class LocalCluster {
         writeClusterFile(this.o.outputDir, {
           coordinator: address, nats: natsUrl, pid: process.pid, started_at_ms: this.startedAtMs,
           ...(security !== null && { pki_dir: security.pki.dir, nats_credentials: security.nats.credentials.worker }),
+          health: {
+            coordinator: `http://${host}:${health.coordinator}`,
+            workers: Object.fromEntries([...health.workers].map(([id, p]) => [id, `http://${host}:${p}`])),
+          },
         });
-        this.processes.start(this.o.workers, address, natsUrl);
+        this.processes.start(this.o.workers, address, natsUrl, health.workers);
       },
     });
     // Its failure before listening is reported through `ended` (and its own message on stderr).
@@ -228,6 +238,25 @@ export class LocalCluster {
     await this.nats?.stop({ signal: 'SIGTERM', graceMs: STOP.SIGTERM.natsMs });
     return status;
   }
+}
+
+/** The loopback health ports of the coordinator and of each worker, by id. */
+interface HealthPorts {
+  coordinator: number;
+  workers: ReadonlyMap<string, number>;
+}
+
+/** `n` free loopback ports, none of them in `taken` nor the same twice. */
+async function distinctFreePorts(n: number, taken: readonly number[]): Promise<number[]> {
+  const seen = new Set(taken);
+  const out: number[] = [];
+  while (out.length < n) {
+    const p = await freeLoopbackPort();
+    if (seen.has(p)) continue;
+    seen.add(p);
+    out.push(p);
+  }
+  return out;
 }
 
 function signalOf(reason: unknown): NodeJS.Signals {

@@ -40,7 +40,11 @@ export class LocalExecutor implements StepExecutor {
 
   async evaluate(work: EvalWork): Promise<EvalOutcome> {
     const replica = this.current();
-    const results = work.chunks.map((c) => this.compute.evaluate(replica, work.dataset, c));
+    const results = work.chunks.map((c, i) => {
+      const r = this.compute.evaluate(replica, work.dataset, c);
+      work.onChunksDone?.(i + 1);
+      return r;
+    });
     return { stats: results.map((r) => r.stats), predictions: results.map((r) => r.predictions) };
   }
 

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   coordinator: { summary: 'run a coordinator (for Kubernetes or your own cluster)', load: () => import('./coordinator.js') },
   worker: { summary: 'run a worker that joins a coordinator', load: () => import('./worker.js') },
   reducer: { summary: 'sum one slice of every gradient for a coordinator started with --reducers', load: () => import('./reducer.js') },
+  report: { summary: 'write OUTPUT/report.html (plots, evaluation, final metrics; opens offline) from a run folder', load: () => import('./report.js') },
   pki: { summary: 'make a CA, certificates and NATS credentials for a deployment (init, add-worker)', load: () => import('./pki.js') },
   bench: { summary: 'benchmarks beside PyTorch where installed: --suite compute (per backend) or cluster (workers, exchange, DDP)', load: () => import('../bench/main.js') },
 };

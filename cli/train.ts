@@ -15,11 +15,12 @@ import { createRootLogger, type Logger } from '../shared/log.js';
 import { WorkerCompute } from '../worker/compute.js';
 import { parseFlags } from './args.js';
 import { startBackend } from './backend-flags.js';
+import { dashboardChoice, dashboardHelp, dashboardOptions, RunView } from './dashboard.js';
 import { LocalExecutor } from './local-executor.js';
-import { createStepProgress } from './progress.js';
+import { createRunProgress } from './progress.js';
 import { RUN_HELP, defaultOutputDir, givenSettings, runOptions } from './run-flags.js';
 import { prepareRun } from './run-setup.js';
-import { formatSummary } from './summary.js';
+import { reportRun } from './run-summary.js';
 
 const HELP = `usage: bertfleet train [options]
 
@@ -27,7 +28,8 @@ Pretrains BERT (masked LM + next-sentence prediction), finetunes a classifier,
 evaluates it. With no options: the embedded default (tiny model, State of the
 Union + Moby-Dick + Brown corpus, UCI sentiment sentences).
 
-${RUN_HELP}`;
+${RUN_HELP}
+${dashboardHelp(true)}`;
 
 export interface ResolvedRun {
   config: RunConfig;
@@ -77,30 +79,42 @@ export function logResumeChanges(log: Logger, changed: readonly ResumeDifference
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const values = parseFlags(argv, runOptions, HELP);
+  const values = parseFlags(argv, { ...runOptions, ...dashboardOptions }, HELP);
   if (!values) return 0;
+  const dashboard = dashboardChoice(values, true);
   const outputs = new RunOutputs((values['output'] as string | undefined) ?? defaultOutputDir());
   const { config, changed } = resolveRun(values, outputs);
   const log = createRootLogger({ service: 'train', level: (values['log-level'] as string) ?? 'info', fd: 2 });
   logResumeChanges(log, changed);
   const progress = values['no-progress'] !== true;
   const backend = await startBackend({ name: config.backend, blasThreads: config.blasThreads }, log);
+  const dataStart = performance.now();
   const { bert, data } = await prepareRun(config, log, progress);
+  const dataPreparationSeconds = (performance.now() - dataStart) / 1000;
   const resume = values['resume'] === true;
   if (!resume) outputs.create(config);
   log.info({ output: outputs.dir, backend: backend.name, model: config.model, seed: config.seed }, 'run started');
-  const bar = createStepProgress(progress);
+  const bar = createRunProgress(progress);
   const executor = new LocalExecutor(new WorkerCompute(bert, data.datasets, { classWeights: config.finetune.classWeights }));
+  // The dashboard (unless --no-dashboard) and, at the end, OUTPUT/report.html.
+  const view = await RunView.open({ outputDir: outputs.dir, log, choice: dashboard, announce: true });
+  view.started({ mode: 'train', output: outputs.dir, workers: null, steps: { pretrain: config.pretrain.steps, finetune: config.finetune.steps }, model: config.model, seed: config.seed, resumed: resume });
+  let failure: unknown = null;
   try {
-    const { metrics } = await runPipeline({
+    const result = await runPipeline({
       config, bert, data: data.datasets, executor, outputs, log, resume,
-      onStep: (phase, step, total, loss) => bar.update(phase, step, total, loss),
+      ...view.runHooks((phase, step, total, loss, info) => bar.step(phase, step, total, loss, info)),
+      onEval: (split, done, total) => bar.count(`evaluate ${split}`, done, total, 'chunks'),
     });
     bar.stop();
-    process.stdout.write(`${formatSummary(metrics, outputs.dir)}\n`);
+    reportRun(outputs, result, { dataPreparationSeconds, expectedWorkers: null });
+  } catch (err) {
+    failure = err;
+    throw err;
   } finally {
     bar.stop();
     await executor.close();
+    await view.finish(failure === null ? 'finished' : 'failed', failure ?? undefined);
   }
   return 0;
 }

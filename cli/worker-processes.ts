@@ -43,9 +43,12 @@ export class WorkerProcesses {
     return this.workers.map((w) => w.pid).filter((p): p is number => p !== undefined);
   }
 
-  start(count: number, coordinator: string, nats: string): void {
+  /** Starts worker-1 .. worker-N; each with the loopback health port `healthPorts` gives its id, if any. */
+  start(count: number, coordinator: string, nats: string, healthPorts?: ReadonlyMap<string, number>): void {
     for (const id of workerIds(count)) {
-      const args = ['worker', '--coordinator', coordinator, '--nats', nats, '--worker-id', id, ...this.o.securityArgs(id), ...this.o.extraArgs];
+      const port = healthPorts?.get(id);
+      const health = port === undefined ? [] : ['--health-host', '127.0.0.1', '--health-port', String(port)];
+      const args = ['worker', '--coordinator', coordinator, '--nats', nats, '--worker-id', id, ...health, ...this.o.securityArgs(id), ...this.o.extraArgs];
       const worker = new Supervisor({
         name: id, log: this.log,
         launch: () => launchBertfleet(args, this.o.env),

@@ -16,6 +16,7 @@ import { runWorker } from '../worker/main.js';
 import { parseFlags, UsageError } from './args.js';
 import { BACKEND_NAMES, backendChoice, backendOptions } from './backend-flags.js';
 import { readLiveClusterFile, type ClusterFile } from './cluster-file.js';
+import { HEALTH_HELP, healthChoice, healthOptions } from './health-flags.js';
 import { loadSecurity, logSecurity, NATS_CREDS_HELP, natsCredsOptions, securityChoice, tlsFilesGiven, TLS_HELP, tlsOptions, type SecurityParts } from './security-flags.js';
 import { parentPidFrom, watchParent } from './signals.js';
 
@@ -63,6 +64,8 @@ library and CPU features).
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default: the run config's)
   --blas-threads N         OpenBLAS threads for wasm-blas (default: the run config's)
   --log-level LEVEL        pino level (default info); logs are JSON lines on stderr
+${HEALTH_HELP}
+                        ready: registered with the coordinator and not draining
 ${TLS_HELP}
 ${NATS_CREDS_HELP}
 
@@ -152,12 +155,14 @@ export async function run(argv: string[]): Promise<number> {
     'worker-id': { type: 'string' },
     'log-level': { type: 'string' },
     ...backendOptions,
+    ...healthOptions,
     ...tlsOptions,
     ...natsCredsOptions,
   }, HELP);
   if (!values) return 0;
   const joined = flagOf(values, 'join') !== undefined ? readLiveClusterFile(flagOf(values, 'join')!) : undefined;
   const { coordinator, nats } = addresses(values, joined);
+  const health = healthChoice(values);
   const { workerId, security } = await workerSecurity(values, joined);
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   const delayMs = testDelayMs();
@@ -172,6 +177,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(nats !== undefined && { natsServers: nats }),
       workerId,
       log,
+      ...(health !== undefined && { health }),
       signal: signals.stop,
       drain: signals.drain,
       setup: async (config) => {

@@ -72,8 +72,17 @@ function trainPhase(phase: string, what: string): TrainPhase {
   return phase;
 }
 
+/** Told of the exchange and the workers' timings reports (the coordinator's metrics, coordinator/metrics.ts). */
+export interface ServiceObserver {
+  received(workerId: string, microBatches: number, bytes: number): void;
+  served(workerId: string, bytes: number): void;
+  refusedUpload(err: unknown): void;
+  timings(workerId: string, fields: Readonly<Record<string, number | boolean | string>>): void;
+}
+
 export interface ServiceOptions {
   log: Logger;
+  observer?: ServiceObserver;
   /** How long NextAssignment waits before answering 'idle'. */
   pollMs?: number;
   nowMs?: () => number;
@@ -84,6 +93,7 @@ export class CoordinatorService implements CoordinatorHandlers {
   private readonly pollMs: number;
   private readonly now: () => number;
   private readonly exchange: ExchangeSide;
+  private readonly observer: ServiceObserver | undefined;
 
   constructor(
     private readonly ex: DistributedExecutor,
@@ -97,8 +107,14 @@ export class CoordinatorService implements CoordinatorHandlers {
       reduced: ex.reduced,
       roundFor: (w, phase, step) => ex.roundFor(w, phase, step),
       touch: (w) => this.touch(w),
-      received: (h) => ex.speeds.record(h.worker_id, h.range!.hi - h.range!.lo, h.compute_ms ?? 0),
+      received: (h) => {
+        ex.speeds.record(h.worker_id, h.range!.hi - h.range!.lo, h.compute_ms ?? 0);
+        opts.observer?.received(h.worker_id, h.range!.hi - h.range!.lo, h.total_bytes);
+      },
+      refused: (err) => opts.observer?.refusedUpload(err),
+      served: (w, bytes) => opts.observer?.served(w, bytes),
     };
+    this.observer = opts.observer;
   }
 
   private get runId(): string {
@@ -239,6 +255,7 @@ export class CoordinatorService implements CoordinatorHandlers {
     this.touch(req.worker_id);
     const fields = parseWorkerTimings(req.worker_id, req.json);
     this.log.info({ workerId: req.worker_id, step: req.step, ...fields }, 'worker timings');
+    this.observer?.timings(req.worker_id, fields);
     return {};
   }
 }

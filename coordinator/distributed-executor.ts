@@ -322,7 +322,7 @@ export class DistributedExecutor implements StepExecutor {
       kind: 'eval', phase: work.phase, step: this.view.step, dataset: work.dataset, chunks: work.chunks, blocks, membershipVersion: this.membership.version, recovery: false,
     });
     this.evalTasks = [task];
-    const run = new EvalCollection(task);
+    const run = new EvalCollection(task, work.onChunksDone);
     this.evalRun = run;
     for (const b of blocks) if (this.membership.get(b.workerId)?.status === 'left') void this.recover(b.workerId);
     const out = await run.done;

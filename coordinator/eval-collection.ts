@@ -32,7 +32,11 @@ export class EvalCollection {
   private readonly result = new Deferred<EvalOutcome>();
   readonly done: Promise<EvalOutcome> = this.result.promise;
 
-  constructor(readonly task: EvalTask) {
+  /** `onReceived` is told the chunks received so far after each accepted message (a progress bar's count). */
+  constructor(
+    readonly task: EvalTask,
+    private readonly onReceived?: (received: number) => void,
+  ) {
     const n = task.chunks.length;
     this.stats = new Array<MicroStats | undefined>(n).fill(undefined);
     this.predictions = new Array<Int32Array | undefined>(n).fill(undefined);
@@ -103,6 +107,7 @@ export class EvalCollection {
     if (this.received === this.stats.length) {
       this.result.resolve({ stats: this.stats as MicroStats[], predictions: this.predictions as Int32Array[] });
     }
+    if (fresh.length > 0) this.onReceived?.(this.received);
     return fresh.length;
   }
 

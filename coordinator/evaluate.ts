@@ -30,9 +30,14 @@ function chunksOf(size: number, limit = Infinity): number[][] {
   return out;
 }
 
-export async function evaluatePretraining(executor: StepExecutor, data: RunDatasets, limit?: number): Promise<PretrainMetrics> {
+/** Told the chunks done of the total as an evaluation goes (a progress bar). */
+export type ChunkProgress = (done: number, total: number) => void;
+
+export async function evaluatePretraining(executor: StepExecutor, data: RunDatasets, limit?: number, onChunks?: ChunkProgress): Promise<PretrainMetrics> {
   const dataset: DatasetName = 'pretrain-heldout';
-  const out = await executor.evaluate({ phase: 'pretrain', dataset, chunks: chunksOf(sourceOf(data, dataset).size, limit) });
+  const chunks = chunksOf(sourceOf(data, dataset).size, limit);
+  onChunks?.(0, chunks.length);
+  const out = await executor.evaluate({ phase: 'pretrain', dataset, chunks, ...(onChunks && { onChunksDone: (done: number) => onChunks(done, chunks.length) }) });
   return pretrainMetrics(sumStats(out.stats));
 }
 
@@ -49,12 +54,14 @@ export async function evaluateClassification(
   executor: StepExecutor,
   data: RunDatasets,
   dataset: DatasetName,
-  opts: { phase?: TrainPhase; log?: Logger } = {},
+  opts: { phase?: TrainPhase; log?: Logger; onChunks?: ChunkProgress } = {},
 ): Promise<SplitMetrics> {
   const phase = opts.phase ?? 'finetune';
   const source = sourceOf(data, dataset);
   const chunks = chunksOf(source.size);
-  const out = await executor.evaluate({ phase, dataset, chunks });
+  const onChunks = opts.onChunks;
+  onChunks?.(0, chunks.length);
+  const out = await executor.evaluate({ phase, dataset, chunks, ...(onChunks && { onChunksDone: (done: number) => onChunks(done, chunks.length) }) });
   const labels: number[] = [];
   const predictions: number[] = [];
   chunks.forEach((chunk, i) => {

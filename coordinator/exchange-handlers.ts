@@ -32,6 +32,10 @@ export interface ExchangeSide {
   touch?(workerId: string): void;
   /** A whole partial arrived (the coordinator records the worker's speed). */
   received?(header: GradientHeader): void;
+  /** An upload was refused (counted in the coordinator's metrics). */
+  refused?(err: unknown): void;
+  /** A worker pulled a whole reduced gradient of `bytes` (counted in the coordinator's metrics). */
+  served?(workerId: string, bytes: number): void;
 }
 
 export async function receivePartial(chunks: AsyncIterable<GradientChunk>, side: ExchangeSide): Promise<PushAck> {
@@ -80,6 +84,7 @@ export async function receivePartial(chunks: AsyncIterable<GradientChunk>, side:
   } catch (err) {
     if (err instanceof AlreadyReceivedError) side.log.debug({ ...who, err }, 'repeated upload');
     else side.log.warn({ ...who, err }, 'upload rejected');
+    side.refused?.(err);
     throw err;
   } finally {
     claim?.release();
@@ -123,4 +128,5 @@ export async function* serveReduced(req: PullRequest, phase: TrainPhase, ctx: Ca
     yield gradientDataChunk(source.chunkBytesOf(i), source.chunkCrc(i));
   }
   side.reduced.pulled(phase, req.step, req.worker_id);
+  side.served?.(req.worker_id, source.grad.byteLength);
 }

@@ -52,6 +52,8 @@ export interface EvalWork {
   phase: TrainPhase;
   dataset: DatasetName;
   chunks: number[][];
+  /** Told how many chunks are done so far, as results come in (for a progress bar; never the figures). */
+  onChunksDone?: (done: number) => void;
 }
 
 export interface EvalOutcome {

@@ -28,10 +28,14 @@ import { createServer } from '../shared/wire/grpc.js';
 import { CoordinatorService } from './coordinator-service.js';
 import { connectReducers } from './remote-reducers.js';
 import { DistributedExecutor } from './distributed-executor.js';
+import { startCoordinatorHealth, type CoordinatorHealth } from './health-port.js';
+import type { CoordinatorMetrics } from './metrics.js';
 import type { RunOutputs } from './outputs.js';
 import { coordinatorIdentity, OutputLock } from './ownership.js';
 import { RunControl } from './run-control.js';
+import type { RunEvents } from './run-events.js';
 import { runKey, runPipeline, type RunInputs, type RunResult } from './run-loop.js';
+import { WorkerTally } from './worker-tally.js';
 
 export interface CoordinatorOptions {
   config: RunConfig;
@@ -42,10 +46,16 @@ export interface CoordinatorOptions {
   resume: boolean;
   log: Logger;
   listen: { host: string; port: number };
+  /** The plain-HTTP health port (/healthz, /readyz, /metrics; coordinator/health-port.ts); absent: none. */
+  health?: { host: string; port: number };
   natsServers: string | string[];
   /** Workers to wait for before the first step. */
   expectedWorkers: number;
   onStep?: RunInputs['onStep'];
+  /** Evaluation progress (chunks of a split done), for the CLI's bar. */
+  onEval?: RunInputs['onEval'];
+  /** The run's event hub (the dashboard reads it): steps, phases, membership, worker timings, evaluations, checkpoints. */
+  events?: RunEvents;
   /** Aborting stops the run: pending waits reject with the signal's reason. */
   signal?: AbortSignal;
   natsMaxWaitMs?: number;
@@ -79,14 +89,17 @@ export async function runCoordinator(o: CoordinatorOptions): Promise<RunResult> 
   const runId = runIdFor(o.config, o.bert, o.data, o.outputs.dir);
   const owner = coordinatorIdentity();
   const lock = OutputLock.acquire(o.outputs.dir, { owner, runId, log: o.log });
+  let health: CoordinatorHealth | null = null;
   try {
-    return await runLocked(o, runId, owner);
+    health = await startCoordinatorHealth(o.health, runId, o.log);
+    return await runLocked(o, runId, owner, health);
   } finally {
+    await health?.close();
     lock.release();
   }
 }
 
-async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdentity): Promise<RunResult> {
+async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdentity, health: CoordinatorHealth): Promise<RunResult> {
   const log = o.log.child({ component: 'coordinator' });
   const conn: ControlConnection = await connectControl({
     servers: o.natsServers, name: 'coordinator', log: o.log, ...(o.natsMaxWaitMs !== undefined && { maxWaitMs: o.natsMaxWaitMs }),
@@ -107,25 +120,37 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
     const executor = new DistributedExecutor({
       runId, config: o.config, fingerprints: o.fingerprints, expectedWorkers: o.expectedWorkers, resumed: o.resume, log: o.log, events: control, reducers: remote.reducers,
     });
+    health.metrics.watch({ members: () => executor.membership.active(), audits: executor.audits, fatal: () => executor.fatal });
+    executor.membership.onChange((c) => (c.kind === 'joined' ? health.metrics.workerJoined(c.member.id) : health.metrics.workerLeft(c.member.id, c.member.leftReason ?? 'error')));
+    if (o.events) executor.membership.onChange((c) => o.events!.membership(c, executor.membership.active().length));
     lease.onLost((err) => {
+      health.readiness.set(false, 'run lease lost');
       control.seal(err);
       executor.fail(err);
     });
     const onAbort = (): void => executor.fail(o.signal!.reason instanceof Error ? o.signal!.reason : new Error(String(o.signal!.reason)));
     o.signal?.addEventListener('abort', onAbort, { once: true });
-    const server = createServer(new CoordinatorService(executor, { log: o.log }), { log: o.log, tls: o.tls });
+    // Per-worker totals for run-summary.json; it passes every observation on to the metrics.
+    const tally = new WorkerTally(o.events?.observer(health.metrics) ?? health.metrics);
+    const server = createServer(new CoordinatorService(executor, { log: o.log, observer: tally }), { log: o.log, tls: o.tls });
     const port = await server.startServer(o.listen.host, o.listen.port);
     const address = `${o.listen.host}:${port}`;
     log.info({ address, runId, expectedWorkers: o.expectedWorkers, tls: o.tls !== null }, 'coordinator listening');
+    if (lease.lost === null) health.readiness.set(true, 'serving gRPC under the run lease');
     try {
       if (o.signal?.aborted) onAbort();
       return await runPipeline({
         config: o.config, bert: o.bert, data: o.data, executor, outputs: o.outputs, log: o.log, resume: o.resume,
         ...(o.signal && { signal: o.signal }),
-        ...controlHooks(control, o.onStep),
+        ...controlHooks(control, o.onStep, health.metrics, o.events),
+        ...(o.onEval && { onEval: o.onEval }),
+        ...(o.events && { onEvaluated: (split: string, m: object) => o.events!.evaluated(split, m) }),
+        workerStats: () => tally.report(),
       });
     } catch (err) {
       executor.fail(err instanceof Error ? err : new Error(String(err)));
+      health.readiness.set(false, o.signal?.aborted === true ? 'stopping' : 'run failed');
+      if (o.signal?.aborted !== true) health.metrics.setPhase('failed');
       // Stopped on purpose (SIGTERM, Ctrl-C): the run is resumable, not failed.
       if (o.signal?.aborted !== true) {
         const { step } = executor.currentPhase();
@@ -134,6 +159,7 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
       throw err;
     } finally {
       o.signal?.removeEventListener('abort', onAbort);
+      if (health.readiness.get().ready) health.readiness.set(false, 'stopping');
       // On a signal, workers are told 'stopping': they wait for a coordinator to come back (or are stopped themselves).
       await (o.signal?.aborted === true ? executor.close(500, 'stopping') : executor.close());
       await server.stop({ graceMs: 2_000 });
@@ -149,12 +175,22 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
 
 /** cluster.leaseTtlMs and cluster.runStateWriteTimeoutMs of the run config; the defaults while the schema lacks them. */
 /** The run loop's hooks that mirror phases, checkpoints and step metrics into NATS. */
-function controlHooks(control: RunControl, onStep: RunInputs['onStep']): Pick<RunInputs, 'onPhase' | 'onCheckpoint' | 'onStep'> {
+function controlHooks(control: RunControl, onStep: RunInputs['onStep'], metrics: CoordinatorMetrics, events?: RunEvents): Pick<RunInputs, 'onPhase' | 'onCheckpoint' | 'onStep'> {
   return {
-    onPhase: (phase, step) => control.phase(phase, step),
-    onCheckpoint: (phase, step, dir) => void control.checkpoint(phase, step, dir),
+    onPhase: (phase, step) => {
+      metrics.setPhase(phase);
+      events?.phase(phase, step);
+      return control.phase(phase, step);
+    },
+    onCheckpoint: (phase, step, dir) => {
+      metrics.checkpointWritten();
+      events?.checkpoint(phase, step, dir);
+      void control.checkpoint(phase, step, dir);
+    },
     onStep: (phase, step, total, loss, info) => {
       onStep?.(phase, step, total, loss, info);
+      metrics.stepDone(phase, step, total, loss, info);
+      events?.step(phase, step, total, loss, info);
       control.stepMetrics({
         phase: phase as 'pretrain' | 'finetune', step, loss, lr: info.lr,
         seq_per_sec: info.durationMs > 0 ? (1000 * info.sequences) / info.durationMs : 0, duration_ms: info.durationMs,

@@ -18,9 +18,11 @@ import { assertFinite } from '../shared/training/non-finite.js';
 import type { PretrainMetrics } from '../shared/training/metrics.js';
 import { phaseSpecs, updateSettings } from '../shared/training/phase-settings.js';
 import { Replica } from '../shared/training/replica.js';
-import { evaluateClassification, evaluatePretraining } from './evaluate.js';
+import { evaluateClassification, evaluatePretraining, type ChunkProgress } from './evaluate.js';
 import type { StepExecutor, TrainPhase } from './executor.js';
 import type { RunOutputs } from './outputs.js';
+import { RunClock, type RunTimings } from './run-timings.js';
+import type { WorkerStats } from './worker-tally.js';
 import { countSkippedSteps } from './skipped-steps.js';
 import { trainPhase, type PhaseContext } from './train-phase.js';
 
@@ -38,10 +40,19 @@ export interface RunInputs {
   signal?: AbortSignal;
   /** Reports phase changes (the distributed run mirrors them into NATS). */
   onPhase?: (phase: TrainPhase | 'evaluate' | 'done', step: number) => Promise<void>;
+  /** Evaluation progress: chunks of `split` done of `total` (the CLI draws it). */
+  onEval?: (split: string, done: number, total: number) => void;
+  /** An evaluation's metrics, as metrics.json will hold them (the dashboard shows them at once). */
+  onEvaluated?: (split: string, metrics: object) => void;
+  /** Per-worker totals for the run's result (the distributed run's WorkerTally). */
+  workerStats?: () => RunResult['workers'];
 }
 
 export interface RunResult {
   metrics: Record<string, unknown>;
+  /** What this process ran, stage by stage (absent for a run found already finished); never in metrics.json. */
+  timings?: RunTimings;
+  workers?: Record<string, WorkerStats>;
 }
 
 /** What must match for a resume: everything that changes the numbers. */
@@ -103,9 +114,15 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
     const { tornLine } = outputs.trimStepsFrom(from.phase, from.step);
     if (tornLine !== null) log.warn({ file: outputs.stepsFile, line: tornLine.slice(0, 200) }, 'dropped the torn last line of the step log (the process died writing it)');
   }
+  // Stage timings for run-summary.json (cli/): this process's own, never metrics.json's.
+  const clock = new RunClock();
+  const evalProgress = (split: string): ChunkProgress | undefined => (inp.onEval ? (done, total) => inp.onEval!(split, done, total) : undefined);
   const ctx = (extra: Record<string, unknown>): PhaseContext => ({
     config, data, executor: inp.executor, outputs, log, runKey: key, extra,
-    ...(inp.onStep ? { onStep: inp.onStep } : {}),
+    onStep: (phase, step, total, loss, info) => {
+      clock.step(phase, info.sequences, info.durationMs);
+      inp.onStep?.(phase, step, total, loss, info);
+    },
     ...(inp.onCheckpoint ? { onCheckpoint: inp.onCheckpoint } : {}),
     ...(inp.signal ? { stopSignal: inp.signal } : {}),
   });
@@ -117,9 +134,10 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
     const replica = resumed ? resumedReplica(preSpecs, resumed) : Replica.fromValues(preSpecs, initParams(bert, preSpecs, config.seed));
     const startStep = resumed?.meta.step ?? 0;
     await inp.onPhase?.('pretrain', startStep);
-    await trainPhase(ctx({}), { phase: 'pretrain', specs: preSpecs, dataset: 'pretrain', replica, startStep, update: updateSettings(config, 'pretrain') });
-    pretrainMetricsResult = await evaluatePretraining(inp.executor, data);
+    await clock.time('pretraining', () => trainPhase(ctx({}), { phase: 'pretrain', specs: preSpecs, dataset: 'pretrain', replica, startStep, update: updateSettings(config, 'pretrain') }));
+    pretrainMetricsResult = await clock.time('evaluation', () => evaluatePretraining(inp.executor, data, undefined, evalProgress('held-out')));
     log.info({ ...pretrainMetricsResult }, 'pretraining evaluated');
+    inp.onEvaluated?.('pretrain held-out', pretrainMetricsResult);
     assertFinite(outputs.pretrained, replica.params, replica.layout);
     saveHfCheckpoint(outputs.pretrained, { config: bert, specs: preSpecs, values: replica.values() });
     pretrained = replica;
@@ -131,13 +149,15 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
   const startStep = ftResumed?.meta.step ?? 0;
   await inp.onPhase?.('finetune', startStep);
   const extra = pretrainMetricsResult ? { pretrain: pretrainMetricsResult } : {};
-  await trainPhase(ctx(extra), { phase: 'finetune', specs: ftSpecs, dataset: 'classify-train', replica, startStep, update: updateSettings(config, 'finetune') });
+  await clock.time('finetuning', () => trainPhase(ctx(extra), { phase: 'finetune', specs: ftSpecs, dataset: 'classify-train', replica, startStep, update: updateSettings(config, 'finetune') }));
   assertFinite(outputs.finetuned, replica.params, replica.layout);
   saveHfCheckpoint(outputs.finetuned, { config: bert, specs: ftSpecs, values: replica.values(), labels: data.labels });
 
   await inp.onPhase?.('evaluate', config.finetune.steps);
-  const validation = await evaluateClassification(inp.executor, data, 'classify-validation', { log });
-  const test = await evaluateClassification(inp.executor, data, 'classify-test', { log });
+  const validation = await clock.time('evaluation', () => evaluateClassification(inp.executor, data, 'classify-validation', { log, onChunks: evalProgress('validation') }));
+  inp.onEvaluated?.('validation', validation);
+  const test = await clock.time('evaluation', () => evaluateClassification(inp.executor, data, 'classify-test', { log, onChunks: evalProgress('test') }));
+  inp.onEvaluated?.('test', test);
   const metrics: Record<string, unknown> = {
     pretraining: pretrainMetricsResult ?? { skipped: `initialised from ${config.initFrom}` },
     finetuning: { classWeights, validation, test },
@@ -149,5 +169,5 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
   replica.releaseTensors();
   await inp.onPhase?.('done', config.finetune.steps);
   log.info({ testAccuracy: test.accuracy, macroF1: test.macro.f1 }, 'run finished');
-  return { metrics };
+  return { metrics, timings: clock.timings(), ...(inp.workerStats && { workers: inp.workerStats() }) };
 }

@@ -47,6 +47,10 @@ export interface StepInfo {
   sequences: number;
   /** Wall time of the step, from building its work to its update applied. */
   durationMs: number;
+  /** The non-finite guard skipped the step (nonFinite: skip). */
+  skipped?: boolean;
+  /** The step's steps.jsonl line (accuracy and partial losses; coordinator/run-events.ts reads them). */
+  record?: Readonly<Record<string, unknown>>;
 }
 
 export function planFor(ctx: Pick<PhaseContext, 'config' | 'data'>, setup: Pick<PhaseSetup, 'phase' | 'dataset'>): DataPlan {
@@ -127,7 +131,9 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
       if (skipped !== null) Object.assign(record, { skipped: true, reason: skipped });
       ctx.outputs.appendStep(record);
       windowSeqs += s.sequences;
-      ctx.onStep?.(setup.phase, step + 1, total, loss, { lr, gradNorm, sequences: s.sequences, durationMs: performance.now() - stepStart });
+      ctx.onStep?.(setup.phase, step + 1, total, loss, {
+        lr, gradNorm, sequences: s.sequences, durationMs: performance.now() - stepStart, ...(skipped !== null && { skipped: true }), record,
+      });
       if ((step + 1) % ctx.config.logEverySteps === 0 || step + 1 === total) {
         const seconds = (performance.now() - windowStart) / 1000;
         log.info({ step: step + 1, of: total, loss, lr, gradNorm, seqPerSec: windowSeqs / seconds }, 'step done');

@@ -16,8 +16,9 @@ if [ "$node_major" -lt 20 ] || [ "$node_major" -gt 22 ]; then
 fi
 
 # Debian packages: OpenBLAS for the accelerated CPU backend, nats-server for the
-# control plane, a compiler for the addon.
-debs=(libopenblas-dev nats-server g++ make python3)
+# control plane, a compiler for the addon, chromium for the browser tests
+# (test/browser, driven by playwright-core).
+debs=(libopenblas-dev nats-server g++ make python3 chromium)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -26,6 +26,7 @@ import { createCoordinatorClient, type ClientOptions } from '../shared/wire/grpc
 import { PROTOCOL_VERSION } from '../shared/wire/messages.js';
 import type { ReplicaCompute } from './compute-port.js';
 import { CoordinatorLink } from './coordinator-link.js';
+import { WorkerHealth } from './health-port.js';
 import { startHeartbeat } from './heartbeat.js';
 import { PhaseFollower } from './phase-follower.js';
 import { WorkerLoop } from './worker-loop.js';
@@ -60,10 +61,23 @@ export interface WorkerOptions {
   natsCredentialsFile?: string;
   /** TLS to nats-server: CA, certificate and key, as PEM (a TlsMaterial fits). */
   natsTls?: ControlConnectOptions['tls'];
+  /** The plain-HTTP health port (/healthz, /readyz, /metrics; worker/health-port.ts); absent: none. */
+  health?: { host: string; port: number };
+}
+
+/** Resolves with the end: 'done', 'drained', or 'failed: ...'; the health port (if any) serves throughout. */
+export async function runWorker(o: WorkerOptions): Promise<string> {
+  const health = await WorkerHealth.start(o.health, o.log);
+  try {
+    return await runObserved(o, health);
+  } finally {
+    health.state('stopped');
+    await health.close();
+  }
 }
 
 /** Resolves with the end: 'done', 'drained', or 'failed: ...'. */
-export async function runWorker(o: WorkerOptions): Promise<string> {
+async function runObserved(o: WorkerOptions, health: WorkerHealth): Promise<string> {
   const log = o.log.child({ component: 'worker' });
   const client = await createCoordinatorClient(o.coordinator, {
     ...o.client,
@@ -84,10 +98,13 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
   };
   o.signal.addEventListener('abort', onAbort, { once: true });
   const drain = o.drain ?? new AbortController().signal;
+  if (drain.aborted) health.state('draining');
+  else drain.addEventListener('abort', () => health.state('draining'), { once: true });
   try {
     // Before the run config arrives, the reconnect limit is the default one.
     const first = new CoordinatorLink(client, { reconnectTimeoutMs: parseRunConfig({}).cluster.reconnectTimeoutMs, log: o.log, signal: o.signal });
     const { runId, config } = await fetchRunConfig(first, o.workerId);
+    health.state('loading');
     // The run state in NATS says the run is over (done or failed): stop waiting for a coordinator.
     const over = new AbortController();
     const stop = AbortSignal.any([o.signal, over.signal]);
@@ -123,6 +140,7 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
       }
       if (drain.aborted) return 'drained';
       let reply;
+      health.state('registering');
       try {
         reply = await link.register({ worker_id: o.workerId, ...compute.fingerprints, pid: process.pid, hostname: hostname() });
       } catch (err) {
@@ -132,6 +150,7 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
         return why;
       }
       log.info({ runId, phase: reply.phase, step: reply.current_step, membershipVersion: reply.membership_version, session }, 'registered');
+      health.state('training');
       const lost = new AbortController();
       const reducers: CoordinatorLink[] = [];
       for (const address of reply.reducer_addresses) {
@@ -148,7 +167,7 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
       const loop = new WorkerLoop({
         workerId: o.workerId, config, link, reducers, compute: compute.compute, log: o.log,
         // Not `stop`: a healthy session ends with the stop order; `over` only cuts retries of a coordinator gone for good.
-        signal: AbortSignal.any([o.signal, lost.signal]), drain, phase: () => follower?.phase ?? null,
+        signal: AbortSignal.any([o.signal, lost.signal]), drain, phase: () => follower?.phase ?? null, observer: health.metrics,
       });
       const heartbeat = startHeartbeat(link, {
         workerId: o.workerId, intervalMs: reply.heartbeat_interval_ms, log: o.log,
@@ -179,6 +198,7 @@ export async function runWorker(o: WorkerOptions): Promise<string> {
         return end.reason;
       }
       log.info({ reconnectTimeoutMs: config.cluster.reconnectTimeoutMs }, 'coordinator stopping; waiting for it to come back');
+      health.state('waiting');
       await new Promise((r) => setTimeout(r, 1_000));
       const why = ended();
       if (why !== null) return why;

@@ -32,7 +32,7 @@ import type { ReplicaCompute } from './compute-port.js';
 import type { MicroInput, ReadyPartial } from './compute.js';
 import type { CoordinatorLink } from './coordinator-link.js';
 import { fetchState, type StateSource } from './fetch-state.js';
-import { TimingWindow } from './step-timings.js';
+import { TimingWindow, type StepTiming } from './step-timings.js';
 import { TaskFeed } from './task-feed.js';
 
 export interface LoopOptions {
@@ -52,6 +52,13 @@ export interface LoopOptions {
    * 0): slice j of every gradient is pushed to and pulled from reducer j.
    */
   reducers?: readonly CoordinatorLink[];
+  /** Told of uploads and applied steps (the worker's metrics, worker/metrics.ts). */
+  observer?: LoopObserver;
+}
+
+export interface LoopObserver {
+  uploaded(bytes: number): void;
+  stepApplied(s: { phase: TrainPhase; step: number; timing: StepTiming; microBatches: number; receivedBytes: number }): void;
 }
 
 export type LoopEnd = { kind: 'stop'; reason: string } | { kind: 'drained' };
@@ -218,6 +225,7 @@ export class WorkerLoop {
     // The audited micro-batch alone, after the share and before the update (the thread takes calls in order); never awaited by the step.
     const auditing = task.audit === null ? null : this.audit(task, task.audit);
     let sequences = task.micro.reduce((n, m) => n + m.examples.length, 0);
+    let microBatches = task.micro.length;
     // Until the reduced gradient comes: recovery tasks for this very step are ours to deliver too.
     for (;;) {
       if (this.o.drain.aborted) return 'drained';
@@ -239,6 +247,7 @@ export class WorkerLoop {
         this.log.info({ step: t.step, seq: t.seq, microBatches: t.micro.map((m) => m.index) }, 'recovery task: computing micro-batches of a departed worker');
         computeMs += await this.deliver(t, held);
         sequences += t.micro.reduce((n, m) => n + m.examples.length, 0);
+        microBatches += t.micro.length;
       }
     }
     let grad: Float32Array;
@@ -258,10 +267,12 @@ export class WorkerLoop {
     const t4 = performance.now();
     if (applied.checksum !== null) await this.checkReplica(held, applied.checksum);
     await auditing;
-    this.timings.add({
+    const timing: StepTiming = {
       computeMs, uploadMs: uploadedAt - t0 - computeMs, exchangeMs: t3 - t0 - computeMs, waitMs: Math.max(0, (readyAt || t3) - uploadedAt),
       downloadMs: t3 - Math.max(readyAt, uploadedAt), applyMs: t4 - t3, stepMs: t4 - t0, sequences,
-    });
+    };
+    this.timings.add(timing);
+    this.o.observer?.stepApplied({ phase: held.phase, step: held.step, timing, microBatches, receivedBytes: held.paramCount * Float32Array.BYTES_PER_ELEMENT });
     if (this.timings.size >= this.o.config.logEverySteps || held.step === this.o.config[held.phase].steps) await this.report(held);
     return 'applied';
   }
@@ -288,7 +299,10 @@ export class WorkerLoop {
       const sent = Promise.all(this.exchangeLinks(held).map(({ link, slice }) =>
         link.pushGradient(header, p.grad.subarray(slice.lo, slice.hi), this.o.config.cluster.chunkBytes, this.feed.stopSeen)));
       // Once sent (grpc-js has copied it into its frames), the buffer goes back to the compute thread.
-      const done = sent.then(() => this.o.compute.recycle?.(p.grad));
+      const done = sent.then(() => {
+        this.o.observer?.uploaded(p.grad.byteLength);
+        return this.o.compute.recycle?.(p.grad);
+      });
       done.catch(() => undefined); // awaited below, with the others
       uploads.push(done);
     };

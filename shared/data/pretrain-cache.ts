@@ -101,13 +101,16 @@ function buildPretrainCache(args: BuildArgs): void {
   rmSync(join(dir, MANIFEST_FILE), { force: true });
   removeStaleTmpFiles(dir, STALE_TMP_MS);
   try {
+    const part = settings.held_out?.part ?? 'all';
     const documents: Document[] = [];
-    for (const source of sources) {
+    progress.stage(`data ${part}: read`, sources.length, 'sources');
+    for (const [i, source] of sources.entries()) {
       const docs = readCorpus(source);
       log.info({ source: describeSource(source), documents: docs.length }, 'corpus read');
       for (const doc of docs) documents.push(doc);
+      progress.update(i + 1);
     }
-    progress.stage('tokenize', documents.length);
+    progress.stage(`data ${part}: tokenize`, documents.length, 'documents');
     const tokenizer = createTokenizer(args.vocab);
     const whole = tokenizeDocuments(documents, tokenizer, (done) => progress.update(done));
     // The whole corpus first: "no two-sentence document" is the user's problem to hear about, not the split's.
@@ -117,11 +120,12 @@ function buildPretrainCache(args: BuildArgs): void {
       : whole;
     const what = sources.map(describeSource).join(' + ') + (settings.held_out ? ` (${settings.held_out.part} part)` : '');
     assertNspPossible(corpus.documents.map((d) => d.length), what);
-    progress.stage('examples', corpus.documents.length * settings.dupe_factor);
+    // Document visits: each document is visited dupe_factor times.
+    progress.stage(`data ${part}: examples`, corpus.documents.length * settings.dupe_factor, 'documents');
     const made = createPretrainingInstances(corpus.documents, settings, maskingRulesFor(args.vocab, settings), (done) =>
       progress.update(done),
     );
-    const shards = writeShards(dir, made, settings, args.examplesPerShard ?? 16384, progress);
+    const shards = writeShards(dir, made, settings, args.examplesPerShard ?? 16384, progress, part);
     const manifest = manifestFor(args, corpus, made, shards);
     writeFileAtomic(join(dir, MANIFEST_FILE), Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
     progress.stop();
@@ -147,12 +151,12 @@ function buildPretrainCache(args: BuildArgs): void {
   }
 }
 
-function writeShards(dir: string, made: PretrainingInstances, settings: PretrainSettings, perShard: number, progress: Progress): ShardEntry[] {
+function writeShards(dir: string, made: PretrainingInstances, settings: PretrainSettings, perShard: number, progress: Progress, part: string): ShardEntry[] {
   const shape = { seqLength: settings.max_seq_length, maxPredictions: settings.max_predictions_per_seq };
   const ints = recordInts(shape);
   const total = made.order.length;
   const shards: ShardEntry[] = [];
-  progress.stage('write', total);
+  progress.stage(`data ${part}: shards`, total, 'examples');
   for (let first = 0; first < total; first += perShard) {
     const count = Math.min(perShard, total - first);
     const data = new Int32Array(count * ints);
