@@ -45,6 +45,6 @@ export function formatSummary(metrics: Record<string, unknown>, outputDir: strin
   }
   const ft = metrics['finetuning'] as Finetuning;
   lines.push(...testLines(ft), ...collapseLines(ft));
-  lines.push(`outputs in ${outputDir}: pretrained/ finetuned/ metrics.json run-summary.json steps.jsonl state/`);
+  lines.push(`outputs in ${outputDir}: pretrained/ finetuned/ metrics.json run-summary.json report.html steps.jsonl state/`);
   return lines.join('\n');
 }
