@@ -42,7 +42,7 @@ export function writePrivateFile(path: string, data: string | Uint8Array): void 
 /**
  * ConfigError when `path` (after symlinks) may be read or written by others
  * than its owner and group: a secret must be mode 0600, 0640, 0400 or 0440
- * (Kubernetes Secret volumes: set `defaultMode: 0400`).
+ * (Kubernetes Secret volumes: `defaultMode: 0440` with the pod's `fsGroup`, so a non-root user reads them).
  */
 export function checkPrivateFile(path: string, what: string): void {
   const mode = statSync(path).mode & 0o777;
