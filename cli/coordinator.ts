@@ -11,7 +11,7 @@ import { parseFlags, intFlag, UsageError } from './args.js';
 import { prepareCoordinator, runAndReport } from './coordinator-run.js';
 import { dashboardChoice, dashboardHelp, dashboardOptions, RunView } from './dashboard.js';
 import { HEALTH_HELP, healthChoice, healthOptions } from './health-flags.js';
-import { RUN_HELP, runOptions } from './run-flags.js';
+import { configFileSecurity, RUN_HELP, runOptions } from './run-flags.js';
 import { loadSecurity, logSecurity, NATS_CREDS_HELP, natsCredsOptions, securityChoice, TLS_HELP, tlsOptions } from './security-flags.js';
 import { installSignalHandlers, parentPidFrom } from './signals.js';
 
@@ -82,7 +82,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const health = healthChoice(values);
   const dashboard = dashboardChoice(values, false);
   // The TLS files are checked before the (long) data load: a mistake is reported at once.
-  const security = loadSecurity(securityChoice(values, process.env, 'coordinator', { needsNats: true }), 'coordinator');
+  const security = loadSecurity(securityChoice(values, process.env, 'coordinator', { needsNats: true, fromConfig: configFileSecurity(values) }), 'coordinator');
   const prepared = await prepareCoordinator(values, 'coordinator');
   logSecurity(prepared.log, security);
   // Started by `bertfleet cluster`: stop when it is gone.

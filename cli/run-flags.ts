@@ -5,8 +5,10 @@
  * on --resume, compares it with the saved config), before anything is created on disk.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
 import { mergeConfig } from '../shared/config/run-config.js';
-import { InputError } from '../shared/errors.js';
+import { ConfigError, InputError } from '../shared/errors.js';
 import { intFlag, type Options } from './args.js';
 import { BACKEND_HELP, backendOptions } from './backend-flags.js';
 
@@ -65,6 +67,43 @@ function readConfigFile(path: string): Record<string, unknown> {
   }
 }
 
+/**
+ * The `tls` block a `--config` file may carry: this process's TLS files and
+ * NATS credentials (paths; relative ones are taken from the file's folder).
+ * It belongs to the process that reads the file (bertfleet coordinator), not
+ * to the run: it is taken out before the run config is validated, so it is
+ * never saved in run-config.json, never handed to workers and never compared
+ * on --resume. Flags and environment variables win over it.
+ */
+const configTlsSchema = z
+  .object({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1), natsCreds: z.string().min(1).optional() })
+  .strict();
+
+export interface ConfigFileSecurity {
+  tlsFiles: { ca: string; cert: string; key: string };
+  natsCredentialsFile?: string;
+}
+
+/** The `tls` block of the `--config` file, paths resolved; undefined without a file or a block. */
+export function configFileSecurity(values: Record<string, unknown>): ConfigFileSecurity | undefined {
+  const path = values['config'];
+  if (typeof path !== 'string') return undefined;
+  const block = readConfigFile(path)['tls'];
+  if (block === undefined) return undefined;
+  const r = configTlsSchema.safeParse(block);
+  if (!r.success) {
+    throw new ConfigError(
+      r.error.issues.map((i) => `--config ${path}: tls${i.path.length > 0 ? `.${i.path.join('.')}` : ''}: ${i.message} ` +
+        '(expected {"ca": FILE, "cert": FILE, "key": FILE, "natsCreds"?: FILE})'),
+    );
+  }
+  const at = (f: string) => resolve(dirname(path), f);
+  return {
+    tlsFiles: { ca: at(r.data.ca), cert: at(r.data.cert), key: at(r.data.key) },
+    ...(r.data.natsCreds !== undefined && { natsCredentialsFile: at(r.data.natsCreds) }),
+  };
+}
+
 /** The settings the user gave (a `--config` file, then flags on top), unvalidated; absent flags are undefined. */
 export interface GivenSettings {
   given: Record<string, unknown>;
@@ -73,7 +112,8 @@ export interface GivenSettings {
 }
 
 export function givenSettings(values: Record<string, unknown>): GivenSettings {
-  const file = typeof values['config'] === 'string' ? readConfigFile(values['config']) : undefined;
+  // The `tls` block is the reading process's, not the run's (configFileSecurity).
+  const { tls: _processOnly, ...file } = typeof values['config'] === 'string' ? readConfigFile(values['config']) : {};
   const globalBatch = intFlag(values, 'global-batch', { min: 1 });
   const microBatch = intFlag(values, 'micro-batch', { min: 1 });
   const phase = (steps: number | undefined) => ({ steps, globalBatch, microBatch });
@@ -87,7 +127,7 @@ export function givenSettings(values: Record<string, unknown>): GivenSettings {
     pretrain: phase(intFlag(values, 'pretrain-steps', { min: 0 })),
     finetune: { ...phase(intFlag(values, 'finetune-steps', { min: 0 })), classWeights: values['class-weights'] },
   };
-  return { given: mergeConfig(file, flags), source: file ? `--config ${String(values['config'])} and flags` : 'flags' };
+  return { given: mergeConfig(file, flags), source: typeof values['config'] === 'string' ? `--config ${String(values['config'])} and flags` : 'flags' };
 }
 
 

@@ -7,9 +7,9 @@
  * files are read and checked (shared/security/tls-material.ts,
  * shared/control/connect.ts) before anything starts.
  *
- * Neither flags nor variables live in the run config: TLS files belong to one
- * process, while the run config is the run's (handed to every worker, compared
- * at resume).
+ * The config file's `tls` block is not part of the run config: TLS files
+ * belong to one process, while the run config is the run's (handed to every
+ * worker, compared at resume), so the block is taken out before validation.
  *
  * NATS uses the same TLS material as gRPC (the same CA, this process's
  * certificate as its client certificate): with TLS on, the nats-server must
@@ -87,22 +87,28 @@ export function securityChoice(
   values: Record<string, unknown>,
   env: NodeJS.ProcessEnv,
   command: string,
-  o: { needsNats: boolean; fallback?: { tlsFiles: TlsFiles; natsCredentialsFile: string } },
+  o: {
+    needsNats: boolean;
+    fallback?: { tlsFiles: TlsFiles; natsCredentialsFile: string };
+    /** The `tls` block of the `--config` file: below flags and variables, above `fallback`. */
+    fromConfig?: { tlsFiles: TlsFiles; natsCredentialsFile?: string };
+  },
 ): SecurityChoice {
   const explicit = tlsFilesGiven(values, env);
-  const creds = o.needsNats ? given(values, 'nats-creds', env, NATS_CREDS_ENV) : undefined;
+  const creds = o.needsNats ? given(values, 'nats-creds', env, NATS_CREDS_ENV) ?? o.fromConfig?.natsCredentialsFile : undefined;
   if (values['insecure'] === true) {
-    if (explicit !== null || creds !== undefined) {
+    // A flag wins over a config file: --insecure over its tls block (the start-up warning says so).
+    if (explicit !== null || given(values, 'nats-creds', env, NATS_CREDS_ENV) !== undefined) {
       throw new UsageError(`bertfleet ${command}: --insecure and TLS files or NATS credentials: give one or the other (check ${SECURITY_ENV.join(', ')})`);
     }
     return { tlsFiles: null, insecure: true };
   }
-  const fallback = explicit === null ? o.fallback : undefined;
+  const fallback = explicit === null ? (o.fromConfig ?? o.fallback) : undefined;
   const tlsFiles = explicit ?? fallback?.tlsFiles ?? null;
   if (tlsFiles === null) {
     throw new UsageError(
       `bertfleet ${command} runs with TLS by default: pass --tls-ca FILE --tls-cert FILE --tls-key FILE ` +
-        `(or set ${TLS_ENV.ca}, ${TLS_ENV.cert}, ${TLS_ENV.key})${o.needsNats ? ` and --nats-creds FILE (or ${NATS_CREDS_ENV})` : ''}, ` +
+        `(or set ${TLS_ENV.ca}, ${TLS_ENV.cert}, ${TLS_ENV.key}, or a "tls" block in --config)${o.needsNats ? ` and --nats-creds FILE (or ${NATS_CREDS_ENV})` : ''}, ` +
         `or --insecure to run plaintext without authentication; \`bertfleet pki init\` makes the files`,
     );
   }

@@ -17,7 +17,7 @@
  * coordinator and a worker to train's bytes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +29,7 @@ import { loadTlsMaterial } from '../../shared/security/tls-material.js';
 import { loadCoordinatorService } from '../../shared/wire/grpc.js';
 import { runCli } from '../helpers/cli.js';
 import { fields, spawnBertfleet, type LoggedProcess } from '../helpers/logged-process.js';
-import { pipelineArgs } from '../helpers/pipeline.js';
+import { PIPELINE_FIXTURES, pipelineArgs } from '../helpers/pipeline.js';
 import { startNats } from '../helpers/nats.js';
 import { freePort } from '../helpers/ports.js';
 import { makeTestSecurity } from '../helpers/secure-processes.js';
@@ -199,7 +199,7 @@ describe('processes started by hand', () => {
 });
 
 describe('bertfleet pki init', () => {
-  it('makes files that run nats-server, a coordinator and a worker, with the bytes of train', async () => {
+  it('makes files that run nats-server, a coordinator (TLS from its --config) and a worker, with the bytes of train', async () => {
     const pki = join(work, 'pki');
     const init = await runCli(['pki', 'init', '--out', pki, '--worker-ids', 'w1', '--nats-tls-dir', pki], { cwd: work });
     expect(init.code, init.stderr).toBe(0);
@@ -207,8 +207,14 @@ describe('bertfleet pki init', () => {
     try {
       const address = `127.0.0.1:${await freePort()}`;
       const tls = (name: string): string[] => ['--tls-ca', join(pki, 'ca.pem'), '--tls-cert', join(pki, `${name}.pem`), '--tls-key', join(pki, `${name}.key`)];
+      // The coordinator's files from the `tls` block of its --config (paths relative to the file), the worker's from flags.
+      const config = join(pki, 'run-with-tls.json');
+      writeFileSync(config, JSON.stringify({
+        ...JSON.parse(readFileSync(join(PIPELINE_FIXTURES, 'run.json'), 'utf8')),
+        tls: { ca: 'ca.pem', cert: 'coordinator.pem', key: 'coordinator.key', natsCreds: 'nats-coordinator.creds.json' },
+      }));
       const coordinator = spawnBertfleet(
-        ['coordinator', '--listen', address, '--nats', nats.url, '--workers', '1', ...tls('coordinator'), '--nats-creds', join(pki, 'nats-coordinator.creds.json'), ...pipelineArgs(join(work, 'pki-run'), STEPS)],
+        ['coordinator', '--listen', address, '--nats', nats.url, '--workers', '1', ...pipelineArgs(join(work, 'pki-run'), STEPS), '--config', config],
         { cwd: work, env: NO_SECURITY_ENV },
       );
       const worker = spawnBertfleet(['worker', '--coordinator', address, '--nats', nats.url, ...tls('worker-w1'), '--nats-creds', join(pki, 'nats-worker.creds.json')], { cwd: work, env: NO_SECURITY_ENV });
@@ -216,6 +222,9 @@ describe('bertfleet pki init', () => {
       expect(ends.map((e) => e.code), coordinator.lines.slice(-20).join('\n')).toEqual([0, 0]);
       expect(fields(await worker.waitFor(/"msg":"mTLS on"/))).toMatchObject({ workerId: 'w1' });
       expectSameAsTrain('pki-run');
+      expect(fields(await coordinator.waitFor(/"msg":"mTLS on"/))).toMatchObject({ identity: { role: 'coordinator' }, natsCredentials: join(pki, 'nats-coordinator.creds.json') });
+      // The block is the process's, not the run's: not saved with the run config.
+      expect(JSON.parse(readFileSync(join(work, 'pki-run', 'run-config.json'), 'utf8'))).not.toHaveProperty('tls');
     } finally {
       await nats.stop();
     }
