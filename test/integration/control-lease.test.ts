@@ -5,30 +5,17 @@
  * a lease that cannot be renewed for its TTL reported lost; and one that
  * survives a nats-server restart on the same port and store.
  */
-import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectControl, type ControlConnection } from '../../shared/control/connect.js';
 import { LeaseLostError, readRunLease, RunLease, RunOwnedError, type RunLeaseOptions } from '../../shared/control/lease.js';
-import { silentLogger, type Logger } from '../../shared/log.js';
+import { silentLogger } from '../../shared/log.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { capturingLogger, deadPid } from '../helpers/observe.js';
 
 const log = silentLogger();
 const HERE = hostname();
-
-/** A logger that keeps every line, to check what a component reported. */
-function capturingLogger(): { log: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  return { log: pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) }), lines };
-}
-
-/** The pid of a process that has already exited. */
-function deadPid(): number {
-  const r = spawnSync(process.execPath, ['-e', '0']);
-  return r.pid!;
-}
 
 function connectTo(server: TestNats, name: string): Promise<ControlConnection> {
   return connectControl({ servers: server.url, name, log, reconnectTimeWaitMs: 100 });

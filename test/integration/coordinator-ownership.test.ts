@@ -7,11 +7,9 @@
  * `bertfleet coordinator` on a folder in use exits non-zero naming the first
  * one's pid, and the first releases folder and lease when stopped.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCoordinator, runIdFor } from '../../coordinator/main.js';
 import { RunOutputs } from '../../coordinator/outputs.js';
@@ -21,25 +19,17 @@ import { parseRunConfig } from '../../shared/config/run-config.js';
 import { connectControl, type ControlConnection } from '../../shared/control/connect.js';
 import { readRunLease, RunLease, RunOwnedError } from '../../shared/control/lease.js';
 import { RunStateConflictError, RunStateReader, RunStateWriter } from '../../shared/control/run-state.js';
-import { silentLogger, type Logger } from '../../shared/log.js';
+import { silentLogger } from '../../shared/log.js';
 import { presetConfig } from '../../shared/model/config.js';
 import { runCli } from '../helpers/cli.js';
 import { fields, spawnBertfleet } from '../helpers/logged-process.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
 import { pipelineArgs } from '../helpers/pipeline.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { capturingLogger, deadPid } from '../helpers/observe.js';
 
 const log = silentLogger();
 const HERE = hostname();
-
-function capturingLogger(): { log: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  return { log: pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) }), lines };
-}
-
-function deadPid(): number {
-  return spawnSync(process.execPath, ['-e', '0']).pid!;
-}
 
 function connectTo(server: TestNats, name: string): Promise<ControlConnection> {
   return connectControl({ servers: server.url, name, log, reconnectTimeWaitMs: 100 });

@@ -17,6 +17,7 @@ import { publishEvent, subscribeEvents, type ControlEvent } from '../../shared/c
 import { makeThrowawayPki, type ThrowawayPki } from '../../shared/security/throwaway-pki.js';
 import { loadTlsMaterial } from '../../shared/security/tls-material.js';
 import { startNatsWithAuth, type TestNatsWithAuth } from '../helpers/nats.js';
+import { refusal } from '../helpers/observe.js';
 
 const log = silentLogger();
 const RUN = 'auth-run';
@@ -28,16 +29,6 @@ async function connectAs(server: TestNatsWithAuth, role: 'coordinator' | 'worker
   const statuses: ControlStatus[] = [];
   conn.onStatus((s) => statuses.push(s));
   return { conn, statuses };
-}
-
-/** The rejection of `p` (it must reject). */
-async function refusal(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error('expected a refusal');
 }
 
 describe('nats-server with generated users and permissions', () => {

@@ -33,6 +33,7 @@ import { PIPELINE_FIXTURES, pipelineArgs } from '../helpers/pipeline.js';
 import { startNats } from '../helpers/nats.js';
 import { freePort } from '../helpers/ports.js';
 import { makeTestSecurity } from '../helpers/secure-processes.js';
+import { refusal } from '../helpers/observe.js';
 
 const work = mkdtempSync(join(tmpdir(), 'bertfleet-security-'));
 const WEIGHTS = ['pretrained/model.safetensors', 'finetuned/model.safetensors'];
@@ -75,16 +76,6 @@ function pushAs(c: RawClient, workerId: string): Promise<grpc.status> {
     call.write({ data: Buffer.alloc(4), data_crc32: 0x2144df1c });
     call.end();
   });
-}
-
-/** The refusal a promise ends with (it must reject). */
-async function refusal(p: Promise<unknown>): Promise<{ code?: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as { code?: string; message: string };
-  }
-  throw new Error('expected a refusal');
 }
 
 async function clusterFileOf(output: string, cluster: LoggedProcess): Promise<{ coordinator: string; nats: string; pki_dir: string; nats_credentials: string }> {
