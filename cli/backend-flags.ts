@@ -17,7 +17,10 @@ export const backendOptions: Options = {
 
 export const BACKEND_HELP = `  --backend NAME        ${BACKEND_NAMES.join(' | ')} (default auto: the first that loads,
                         tfjs-node-gpu only when a CUDA device is visible)
-  --blas-threads N      OpenBLAS threads for wasm-blas (default 1 per process)`;
+  --blas-threads N      OpenBLAS threads for wasm-blas (default 1 per process)
+                        OpenBLAS kernels: OPENBLAS_CORETYPE if set, else the core the CPU
+                        flags support (AVX-512: SkylakeX/Cooperlake, AVX2+FMA: Haswell/Zen),
+                        else OpenBLAS's own detection; logged as 'openblas core chosen'`;
 
 export function backendChoice(values: Record<string, unknown>, fallback?: { backend?: string; blasThreads?: number }): {
   name: BackendName;
@@ -37,7 +40,17 @@ export async function startBackend(choice: { name: BackendName; blasThreads: num
     { backend: info.name, blasThreads: info.blasThreads, details: info.details, skipped: info.tried.map((t) => `${t.name}: ${t.error}`) },
     'backend chosen',
   );
+  if (info.openblasCore !== null) log.info(info.openblasCore, 'openblas core chosen');
+  startVectorKernels(log);
+  return info;
+}
+
+/**
+ * The flat-vector kernels (native or JS) for the optimizer and tree sum,
+ * chosen and logged; all a process that runs no tensor code (the
+ * coordinator) needs.
+ */
+export function startVectorKernels(log: Logger): void {
   const vector = selectVectorKernels('auto'); // same bytes either way; the choice is speed
   log.info({ vectorKernels: vector.name, reason: vector.reason }, 'vector kernels chosen');
-  return info;
 }

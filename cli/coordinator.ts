@@ -5,20 +5,29 @@
  * workers join with `bertfleet worker --coordinator HOST:PORT`.
  * `--resume auto` resumes when the output folder holds a run and starts one
  * when it holds none: the form a restarted pod (or `bertfleet cluster`
- * restarting a crashed coordinator) needs.
+ * restarting a crashed coordinator) needs. `--when-done stay` keeps a
+ * finished coordinator up (ready, refusing workers as "run finished") until
+ * SIGTERM, so a StatefulSet does not restart it in a loop.
  */
-import { parseFlags, intFlag, UsageError } from './args.js';
+import { parseFlags, intFlag, UsageError, type Options } from './args.js';
 import { prepareCoordinator, runAndReport } from './coordinator-run.js';
 import { dashboardChoice, dashboardHelp, dashboardOptions, RunView } from './dashboard.js';
 import { HEALTH_HELP, healthChoice, healthOptions } from './health-flags.js';
 import { configFileSecurity, RUN_HELP, runOptions } from './run-flags.js';
 import { loadSecurity, logSecurity, NATS_CREDS_HELP, natsCredsOptions, securityChoice, TLS_HELP, tlsOptions } from './security-flags.js';
 import { installSignalHandlers, parentPidFrom } from './signals.js';
+import { whenDoneChoice, whenDoneHelp, whenDoneOptions } from './when-done.js';
 
 const HELP = `usage: bertfleet coordinator [options]
 
 Runs the pipeline (pretraining, finetuning, evaluation) with the gradients of
-every step computed by the workers that join it.
+every step computed by the workers that join it. The tensor backend (--backend,
+--blas-threads, the run config's backend and blasThreads) is the workers': this
+process loads none (its own update, reduction and checksums give the same bytes
+on any machine). Every worker must compute as the first one admitted did (same
+backend fingerprint: backend, OpenBLAS threads and core, C library, CPU
+features); the trainer state keeps that fingerprint, so a resumed run refuses
+workers that differ, naming both values.
 
   --listen HOST:PORT    gRPC address for the workers (default 0.0.0.0:50051)
   --nats URL            nats://HOST:PORT of the control plane (default nats://127.0.0.1:4222)
@@ -28,8 +37,13 @@ every step computed by the workers that join it.
                         (default: none, this process reduces the whole gradient)
   --resume auto         resume when --output holds a run (run-config.json), start one when
                         it is absent or empty (plain --resume: the run must be there)
+${whenDoneHelp(`                        (then exit 0); staying, /readyz answers 200, the gRPC port refuses
+                        every call as "run finished" (a worker that joins then exits 0, or
+                        idles with its own --when-done stay) and the dashboard stays up;
+                        also when --resume auto finds the run finished. For a StatefulSet,
+                        which restarts any process that exits. A failed run exits non-zero.`)}
 ${HEALTH_HELP}
-                        ready: serving gRPC under the run's lease
+                        ready: serving gRPC under the run's lease, or finished and staying
 ${dashboardHelp(false)}
 ${TLS_HELP}
 ${NATS_CREDS_HELP}
@@ -57,19 +71,23 @@ export function parseHostPort(raw: string, flag: string): { host: string; port: 
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+/** Every flag of `bertfleet coordinator` (after takeResumeAuto); test/unit/k8s-consistency.test.ts checks k8s/ against it. */
+export const coordinatorOptions: Options = {
+  ...runOptions,
+  listen: { type: 'string' },
+  nats: { type: 'string' },
+  workers: { type: 'string' },
+  reducers: { type: 'string' },
+  ...healthOptions,
+  ...whenDoneOptions,
+  ...dashboardOptions,
+  ...tlsOptions,
+  ...natsCredsOptions,
+};
+
 export async function run(rawArgv: string[]): Promise<number> {
   const { argv, auto } = takeResumeAuto(rawArgv);
-  const values = parseFlags(argv, {
-    ...runOptions,
-    listen: { type: 'string' },
-    nats: { type: 'string' },
-    workers: { type: 'string' },
-    reducers: { type: 'string' },
-    ...healthOptions,
-    ...dashboardOptions,
-    ...tlsOptions,
-    ...natsCredsOptions,
-  }, HELP);
+  const values = parseFlags(argv, coordinatorOptions, HELP);
   if (!values) return 0;
   if (auto) {
     if (values['resume'] === true) throw new UsageError('--resume and --resume auto: give one');
@@ -80,6 +98,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const reducerAddresses = ((values['reducers'] as string | undefined) ?? '').split(',').filter((a) => a !== '');
   for (const a of reducerAddresses) parseHostPort(a, 'reducers');
   const health = healthChoice(values);
+  const whenDone = whenDoneChoice(values);
   const dashboard = dashboardChoice(values, false);
   // The TLS files are checked before the (long) data load: a mistake is reported at once.
   const security = loadSecurity(securityChoice(values, process.env, 'coordinator', { needsNats: true, fromConfig: configFileSecurity(values) }), 'coordinator');
@@ -103,6 +122,9 @@ export async function run(rawArgv: string[]): Promise<number> {
       reducerAddresses,
       ...(health !== undefined && { health }),
       signal: signals.signal,
+      whenDone,
+      // Staying: report.html now, the dashboard kept until SIGTERM.
+      onStaying: () => view.finish('finished', undefined, { keepDashboard: true }),
       ...security,
     });
     outcome = 'finished';

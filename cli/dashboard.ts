@@ -75,6 +75,8 @@ export interface RunViewOptions {
 export class RunView {
   /** The run loop began (a phase was published): the folder is this run's to report on. */
   private began = false;
+  /** The outcome was published and the report written (once; a later `finish` only closes the dashboard). */
+  private reported = false;
 
   private constructor(
     readonly events: RunEvents,
@@ -121,9 +123,16 @@ export class RunView {
    * Ends the run's view: publishes the outcome, keeps the events beside the
    * run (run-events.jsonl), writes report.html, closes the dashboard. A
    * report that cannot be written is logged, never hides the run's outcome.
+   * `keepDashboard` (a coordinator staying up after its run, --when-done
+   * stay) leaves the dashboard serving; a later `finish` closes it.
    */
-  async finish(outcome: 'finished' | 'failed' | 'stopped', err?: unknown): Promise<void> {
+  async finish(outcome: 'finished' | 'failed' | 'stopped', err?: unknown, opts: { keepDashboard?: boolean } = {}): Promise<void> {
     const log = this.o.log.child({ component: 'report' });
+    if (this.reported) {
+      if (opts.keepDashboard !== true) await this.dashboard?.close();
+      return;
+    }
+    this.reported = true;
     this.events.ended(outcome, err);
     try {
       // A run refused before its loop began (a folder locked by another, the lease held) writes nothing there.
@@ -134,7 +143,7 @@ export class RunView {
     } catch (reportErr) {
       log.error({ err: reportErr, output: this.o.outputDir }, 'report not written; `bertfleet report OUTPUT` retries it');
     } finally {
-      await this.dashboard?.close();
+      if (opts.keepDashboard !== true) await this.dashboard?.close();
     }
   }
 }

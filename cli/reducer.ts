@@ -12,7 +12,7 @@ import { Readiness, serveHealth } from '../shared/observe/health-routes.js';
 import { startHttpServer } from '../shared/observe/http-server.js';
 import { createRegistry, exposition } from '../shared/observe/prometheus.js';
 import { createServer } from '../shared/wire/grpc.js';
-import { parseFlags } from './args.js';
+import { parseFlags, type Options } from './args.js';
 import { parseHostPort } from './coordinator.js';
 import { HEALTH_HELP, healthChoice, healthOptions } from './health-flags.js';
 import { loadSecurity, logSecurity, securityChoice, TLS_HELP, tlsOptions } from './security-flags.js';
@@ -30,8 +30,11 @@ ${HEALTH_HELP}
                         ready: listening for gRPC; /metrics has the process metrics
 ${TLS_HELP}`;
 
+/** Every flag of `bertfleet reducer`; test/unit/k8s-consistency.test.ts checks k8s/ against it. */
+export const reducerOptions: Options = { listen: { type: 'string' }, 'log-level': { type: 'string' }, ...healthOptions, ...tlsOptions };
+
 export async function run(argv: string[]): Promise<number> {
-  const values = parseFlags(argv, { listen: { type: 'string' }, 'log-level': { type: 'string' }, ...healthOptions, ...tlsOptions }, HELP);
+  const values = parseFlags(argv, reducerOptions, HELP);
   if (!values) return 0;
   const listen = parseHostPort((values['listen'] as string | undefined) ?? '0.0.0.0:50061', 'listen');
   const healthAt = healthChoice(values);

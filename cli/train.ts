@@ -10,6 +10,7 @@ import {
   compareForResume, describeDifference, RESUME_CHANGES_BITS, RESUME_MAY_CHANGE, resumedConfigInput, type ResumeDifference,
 } from '../shared/config/resume-policy.js';
 import { parseRunConfig, type RunConfig } from '../shared/config/run-config.js';
+import { backendFingerprint } from '../shared/backend/select.js';
 import { InputError } from '../shared/errors.js';
 import { createRootLogger, type Logger } from '../shared/log.js';
 import { WorkerCompute } from '../worker/compute.js';
@@ -103,6 +104,8 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const result = await runPipeline({
       config, bert, data: data.datasets, executor, outputs, log, resume,
+      // Saved in the trainer state: a cluster resuming this run admits only workers that compute as this process did.
+      computeFingerprint: () => backendFingerprint(backend),
       ...view.runHooks((phase, step, total, loss, info) => bar.step(phase, step, total, loss, info)),
       onEval: (split, done, total) => bar.count(`evaluate ${split}`, done, total, 'chunks'),
     });

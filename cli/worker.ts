@@ -13,12 +13,13 @@ import { issueWorkerCert } from '../shared/security/throwaway-pki.js';
 import { ComputeHost } from '../worker/compute-host.js';
 import type { FaultInjection } from '../worker/compute-protocol.js';
 import { runWorker } from '../worker/main.js';
-import { parseFlags, UsageError } from './args.js';
+import { parseFlags, UsageError, type Options } from './args.js';
 import { BACKEND_NAMES, backendChoice, backendOptions } from './backend-flags.js';
 import { readLiveClusterFile, type ClusterFile } from './cluster-file.js';
 import { HEALTH_HELP, healthChoice, healthOptions } from './health-flags.js';
 import { loadSecurity, logSecurity, NATS_CREDS_HELP, natsCredsOptions, securityChoice, tlsFilesGiven, TLS_HELP, tlsOptions, type SecurityParts } from './security-flags.js';
 import { parentPidFrom, watchParent } from './signals.js';
+import { whenDoneChoice, whenDoneHelp, whenDoneOptions } from './when-done.js';
 
 /** Test hook (fault-injection tests, the soak): makes this worker a straggler. */
 const DELAY_ENV = 'BERTFLEET_TEST_DELAY_MS_PER_MICRO_BATCH';
@@ -49,9 +50,11 @@ const HELP = `usage: bertfleet worker --coordinator HOST:PORT [options]
        bertfleet worker --join OUTPUT [options]
 
 Joins a coordinator and computes its share of each training step and evaluation.
-The model, data and run settings come from the coordinator; the backend must
-match the coordinator's (same backend, same OpenBLAS threads and core, same C
-library and CPU features).
+The model, data and run settings (the backend too) come from the coordinator's
+run config. Every worker of a run must compute as the first one admitted did:
+the same backend fingerprint (backend, OpenBLAS threads and core, C library and
+CPU features), kept in the run's trainer state, so a resumed run holds new
+workers to it; a worker that differs is refused naming the field.
 
   --coordinator HOST:PORT  the coordinator's gRPC address
   --nats URL               nats://HOST:PORT of the control plane (run state, phases)
@@ -66,6 +69,12 @@ library and CPU features).
   --log-level LEVEL        pino level (default info); logs are JSON lines on stderr
 ${HEALTH_HELP}
                         ready: registered with the coordinator and not draining
+${whenDoneHelp(`                        (then exit 0): idle, /healthz 200 and /readyz 503. A run is finished
+                        when the coordinator's stop order says done, the run state in NATS
+                        says done, or the coordinator (kept up by its own --when-done stay)
+                        answers "run finished" (without stay: exit 0 at once, no retrying).
+                        For a StatefulSet, which restarts any process that exits. A failed
+                        run exits 1 either way.`)}
 ${TLS_HELP}
 ${NATS_CREDS_HELP}
 
@@ -147,22 +156,27 @@ async function workerSecurity(values: Record<string, unknown>, joined: ClusterFi
 }
 
 
+/** Every flag of `bertfleet worker`; test/unit/k8s-consistency.test.ts checks k8s/ against it. */
+export const workerOptions: Options = {
+  coordinator: { type: 'string' },
+  nats: { type: 'string' },
+  join: { type: 'string' },
+  'worker-id': { type: 'string' },
+  'log-level': { type: 'string' },
+  ...backendOptions,
+  ...healthOptions,
+  ...whenDoneOptions,
+  ...tlsOptions,
+  ...natsCredsOptions,
+};
+
 export async function run(argv: string[]): Promise<number> {
-  const values = parseFlags(argv, {
-    coordinator: { type: 'string' },
-    nats: { type: 'string' },
-    join: { type: 'string' },
-    'worker-id': { type: 'string' },
-    'log-level': { type: 'string' },
-    ...backendOptions,
-    ...healthOptions,
-    ...tlsOptions,
-    ...natsCredsOptions,
-  }, HELP);
+  const values = parseFlags(argv, workerOptions, HELP);
   if (!values) return 0;
   const joined = flagOf(values, 'join') !== undefined ? readLiveClusterFile(flagOf(values, 'join')!) : undefined;
   const { coordinator, nats } = addresses(values, joined);
   const health = healthChoice(values);
+  const whenDone = whenDoneChoice(values);
   const { workerId, security } = await workerSecurity(values, joined);
   const logLevel = (values['log-level'] as string | undefined) ?? 'info';
   const delayMs = testDelayMs();
@@ -180,6 +194,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(health !== undefined && { health }),
       signal: signals.stop,
       drain: signals.drain,
+      whenDone,
       setup: async (config) => {
         // Backend, model, data and replica live in a thread of their own: this thread only talks (heartbeats, gRPC).
         const host = await ComputeHost.start({

@@ -14,7 +14,7 @@
  *
  * Knows the wire messages, not grpc-js; knows nothing of NATS.
  */
-import { checkFingerprints, type RunFingerprints } from '../shared/cluster/fingerprints.js';
+import { checkInputFingerprints, type RunFingerprints } from '../shared/cluster/fingerprints.js';
 import { decodeStats } from '../shared/cluster/stats-json.js';
 import { ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -56,9 +56,9 @@ import { parseWorkerTimings } from './worker-timings.js';
 const WORKER_ID = /^[A-Za-z0-9_.-]{1,128}$/;
 
 /**
- * The refusal an unauthenticated peer gets for `err` (checkFingerprints'
- * `<who>: <field> differs: expected X, got Y`): the field and its own value,
- * not the run's.
+ * The refusal an unauthenticated peer gets for `err` (checkInputFingerprints'
+ * or ComputeFingerprint.check's `<who>: <field> differs: expected X, got Y`):
+ * the field and its own value, not the run's.
  */
 function withoutExpected(err: ProtocolError, who: string, got: RunFingerprints): ProtocolError {
   const rest = err.message.startsWith(`${who}: `) ? err.message.slice(who.length + 2) : '';
@@ -144,7 +144,8 @@ export class CoordinatorService implements CoordinatorHandlers {
     };
     if (!WORKER_ID.test(req.worker_id)) throw refused(new ProtocolError(`worker_id must be 1-128 characters of [A-Za-z0-9_.-], got ${JSON.stringify(req.worker_id)}`));
     try {
-      checkFingerprints(this.ex.opts.fingerprints, req, who);
+      checkInputFingerprints(this.ex.opts.fingerprints, req, who);
+      this.ex.compute.check(req.backend_fingerprint, who);
     } catch (err) {
       refused(err);
       // An authenticated peer (mTLS) may see the run's values; anyone else only the field that differs.
@@ -155,6 +156,8 @@ export class CoordinatorService implements CoordinatorHandlers {
     } catch (err) {
       throw refused(err);
     }
+    // Synchronous from check to here: two first registrations cannot both pin.
+    this.ex.compute.admitted(req.worker_id, req.backend_fingerprint);
     const { phase, step } = this.ex.currentPhase();
     return {
       run_id: this.runId,

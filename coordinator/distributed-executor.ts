@@ -29,7 +29,7 @@ import { checksumDue } from '../shared/cluster/checksum-due.js';
 import { sliceBounds, type Slice } from '../shared/cluster/slices.js';
 import type { StepPlan } from '../shared/wire/messages.js';
 import { ChunkPool } from './chunk-pool.js';
-import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
+import type { RunInputFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { BertfleetError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -39,6 +39,7 @@ import { Waiters } from '../shared/async/waiters.js';
 import { AuditBook } from './audit-book.js';
 import { auditDue, planAudit, type AuditPlan } from './audit-plan.js';
 import { ChecksumBook } from './checksum-book.js';
+import { ComputeFingerprint, type PinnedCompute } from './compute-fingerprint.js';
 import { EvalCollection } from './eval-collection.js';
 import type { EvalOutcome, EvalWork, PhaseSetup, StepExecutor, StepOutcome, StepWork } from './executor.js';
 import { Membership, type Member } from './membership.js';
@@ -83,7 +84,13 @@ export class NoWorkersError extends BertfleetError {
 export interface DistributedOptions {
   runId: string;
   config: RunConfig;
-  fingerprints: RunFingerprints;
+  /** What a worker's inputs must match (the backend is the run's compute fingerprint, below). */
+  fingerprints: RunInputFingerprints;
+  /**
+   * The run's compute fingerprint as its trainer state saved it (a resumed
+   * run); absent or null: the first worker admitted pins it (compute-fingerprint.ts).
+   */
+  pinnedCompute?: PinnedCompute | null;
   /** Workers to wait for before the first step; afterwards any number >= 1 will do. */
   expectedWorkers: number;
   /**
@@ -119,6 +126,8 @@ export class DistributedExecutor implements StepExecutor {
   readonly checksums: ChecksumBook;
   readonly audits: AuditBook;
   readonly speeds: WorkerSpeeds;
+  /** The backend fingerprint every worker must have: pinned by the first admitted, or by the resumed trainer state. */
+  readonly compute: ComputeFingerprint;
   readonly runConfigJson: string;
   private readonly snapshots: StateSnapshots;
   private readonly log: Logger;
@@ -149,6 +158,7 @@ export class DistributedExecutor implements StepExecutor {
     this.checksums = new ChecksumBook((err) => this.fail(err));
     this.audits = new AuditBook({ log: opts.log, onMismatch: (err) => this.fail(err) });
     this.speeds = new WorkerSpeeds({ log: opts.log });
+    this.compute = new ComputeFingerprint(opts.pinnedCompute ?? null, opts.log);
     this.pool = new ChunkPool(opts.config.cluster.chunkBytes / 4);
     this.remotes = opts.reducers ?? [];
     this.membership.onChange((c) => {

@@ -2,8 +2,9 @@
  * The coordinator's health port: its metrics (coordinator/metrics.ts) and
  * readiness, served over plain HTTP (/healthz, /readyz, /metrics;
  * shared/observe/health-routes.ts) when a host and port are given. Ready
- * means serving gRPC under the run's lease; not ready before, after the
- * lease is lost or the run failed, and while stopping. Without a port the
+ * means serving gRPC under the run's lease, or (--when-done stay) finished
+ * and staying up; not ready before, after the lease is lost or the run
+ * failed, and while stopping. Without a port the
  * metrics and readiness are still kept (cheap), just not served.
  */
 import type { Logger } from '../shared/log.js';

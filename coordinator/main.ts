@@ -7,6 +7,14 @@
  * evaluate) through the distributed executor, mirror phases, checkpoints and
  * step metrics into the control plane, then tell every worker to stop and
  * release the port and the connection — on success, on error and on abort.
+ * With `whenDone: 'stay'` a finished run (or one found finished on resume)
+ * keeps the health port (ready) and the gRPC port up, the latter refusing
+ * every call with RunFinishedError, until the signal aborts: a StatefulSet
+ * restarts any process that exits, so a coordinator that exited after its
+ * run would be started again and again. The coordinator loads no tensor
+ * backend: workers must match the run's compute fingerprint, pinned by the
+ * first admitted or by the resumed trainer state (compute-fingerprint.ts),
+ * which is why a resume reads its state before serving.
  * With TLS material the gRPC service speaks mTLS (workers' certificates bind
  * their ids) and the coordinator reaches the reducers with its own
  * certificate; NATS credentials and TLS are passed through to connectControl.
@@ -15,7 +23,7 @@
  */
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
+import type { RunInputFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { connectControl, type ControlConnectOptions, type ControlConnection } from '../shared/control/connect.js';
 import { RunLease } from '../shared/control/lease.js';
@@ -24,8 +32,10 @@ import type { OwnerIdentity } from '../shared/owner-identity.js';
 import type { TlsMaterial } from '../shared/security/tls-material.js';
 import type { BertConfig } from '../shared/model/config.js';
 import type { RunDatasets } from '../shared/training/batches.js';
-import { createServer } from '../shared/wire/grpc.js';
+import { createServer, type CoordinatorServer } from '../shared/wire/grpc.js';
+import { pinFromState } from './compute-fingerprint.js';
 import { CoordinatorService } from './coordinator-service.js';
+import { FinishableService } from './finished-service.js';
 import { connectReducers } from './remote-reducers.js';
 import { DistributedExecutor } from './distributed-executor.js';
 import { startCoordinatorHealth, type CoordinatorHealth } from './health-port.js';
@@ -34,16 +44,32 @@ import type { RunOutputs } from './outputs.js';
 import { coordinatorIdentity, OutputLock } from './ownership.js';
 import { RunControl } from './run-control.js';
 import type { RunEvents } from './run-events.js';
-import { runKey, runPipeline, type RunInputs, type RunResult } from './run-loop.js';
+import { loadRunResumePoint, runKey, runPipeline, type RunInputs, type RunResult } from './run-loop.js';
 import { WorkerTally } from './worker-tally.js';
 
 export interface CoordinatorOptions {
   config: RunConfig;
   bert: BertConfig;
   data: RunDatasets;
-  fingerprints: RunFingerprints;
+  /** What a worker's inputs must match; its backend must match the run's compute fingerprint instead. */
+  fingerprints: RunInputFingerprints;
   outputs: RunOutputs;
   resume: boolean;
+  /**
+   * The resume changed `backend` or `blasThreads` (the resume policy allows
+   * it, with a warning): the trainer state's compute fingerprint is not
+   * kept, the first worker admitted pins a new one.
+   */
+  computeSettingsChanged?: boolean;
+  /**
+   * After a finished run: 'exit' (default) closes everything and returns;
+   * 'stay' calls `onFinished`, then keeps serving (health port ready, gRPC
+   * refusing every call with RunFinishedError, "run finished") until
+   * `signal` aborts, then closes and returns. A failed run throws either way.
+   */
+  whenDone?: 'exit' | 'stay';
+  /** With whenDone 'stay': told the result once the run is finished, before staying up (the CLI's summary and report). */
+  onFinished?: (result: RunResult) => Promise<void>;
   log: Logger;
   listen: { host: string; port: number };
   /** The plain-HTTP health port (/healthz, /readyz, /metrics; coordinator/health-port.ts); absent: none. */
@@ -86,20 +112,41 @@ export function runIdFor(config: RunConfig, bert: BertConfig, data: RunDatasets,
  * naming the owner, having written nothing. Both are released on every exit.
  */
 export async function runCoordinator(o: CoordinatorOptions): Promise<RunResult> {
+  if (o.whenDone === 'stay' && o.signal === undefined) throw new TypeError("whenDone 'stay' needs a signal to end the stay");
   const runId = runIdFor(o.config, o.bert, o.data, o.outputs.dir);
   const owner = coordinatorIdentity();
   const lock = OutputLock.acquire(o.outputs.dir, { owner, runId, log: o.log });
   let health: CoordinatorHealth | null = null;
+  // The gRPC server runLocked leaves up for --when-done stay: stopped here, whatever happens after.
+  const kept: { server: CoordinatorServer | null } = { server: null };
   try {
     health = await startCoordinatorHealth(o.health, runId, o.log);
-    return await runLocked(o, runId, owner, health);
+    const result = await runLocked(o, runId, owner, health, kept);
+    if (kept.server !== null) await stayUp(o, result, health);
+    return result;
   } finally {
+    await kept.server?.stop({ graceMs: 2_000 });
     await health?.close();
     lock.release();
   }
 }
 
-async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdentity, health: CoordinatorHealth): Promise<RunResult> {
+/**
+ * --when-done stay: the run is finished, its lease released and its NATS
+ * connection closed; the output folder stays locked, the health port says
+ * ready and the gRPC port refuses every call as "run finished", until the
+ * signal (SIGTERM) aborts.
+ */
+async function stayUp(o: CoordinatorOptions, result: RunResult, health: CoordinatorHealth): Promise<void> {
+  await o.onFinished?.(result);
+  health.readiness.set(true, 'run finished; serving its results (--when-done stay)');
+  o.log.child({ component: 'coordinator' }).info({ output: o.outputs.dir, listen: `${o.listen.host}:${o.listen.port}` }, 'run finished; staying up (--when-done stay)');
+  const signal = o.signal!;
+  if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+/** The run itself; with --when-done stay a finished run's gRPC server is left up in `kept` (the caller stops it). */
+async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdentity, health: CoordinatorHealth, kept: { server: CoordinatorServer | null }): Promise<RunResult> {
   const log = o.log.child({ component: 'coordinator' });
   const conn: ControlConnection = await connectControl({
     servers: o.natsServers, name: 'coordinator', log: o.log, ...(o.natsMaxWaitMs !== undefined && { maxWaitMs: o.natsMaxWaitMs }),
@@ -112,13 +159,16 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
   try {
     lease = await RunLease.acquire(conn, { runId, ownerId: owner.owner_id, hostname: owner.hostname, pid: owner.pid, ttlMs: settings.leaseTtlMs, log: o.log });
     if (!o.resume) o.outputs.create(o.config);
+    // Read before any worker is served: the trainer state names the compute fingerprint workers must have.
+    const resumePoint = o.resume ? loadRunResumePoint({ bert: o.bert, data: o.data, outputs: o.outputs, log: o.log }) : null;
+    const pinnedCompute = pinFromState(resumePoint, { settingsChanged: o.computeSettingsChanged === true }, o.log);
     const control = await RunControl.open(conn, {
       runId, coordinatorId: owner.owner_id, log: o.log, writeTimeoutMs: settings.runStateWriteTimeoutMs, onFatal: (err) => executor.fail(err),
     });
     const remote = await connectReducers(o.reducerAddresses ?? [], { log: o.log, tls: o.tls });
     closers.push(remote.close);
     const executor = new DistributedExecutor({
-      runId, config: o.config, fingerprints: o.fingerprints, expectedWorkers: o.expectedWorkers, resumed: o.resume, log: o.log, events: control, reducers: remote.reducers,
+      runId, config: o.config, fingerprints: o.fingerprints, pinnedCompute, expectedWorkers: o.expectedWorkers, resumed: o.resume, log: o.log, events: control, reducers: remote.reducers,
     });
     health.metrics.watch({ members: () => executor.membership.active(), audits: executor.audits, fatal: () => executor.fatal });
     executor.membership.onChange((c) => (c.kind === 'joined' ? health.metrics.workerJoined(c.member.id) : health.metrics.workerLeft(c.member.id, c.member.leftReason ?? 'error')));
@@ -132,21 +182,26 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
     o.signal?.addEventListener('abort', onAbort, { once: true });
     // Per-worker totals for run-summary.json; it passes every observation on to the metrics.
     const tally = new WorkerTally(o.events?.observer(health.metrics) ?? health.metrics);
-    const server = createServer(new CoordinatorService(executor, { log: o.log, observer: tally }), { log: o.log, tls: o.tls });
+    const service = new FinishableService(new CoordinatorService(executor, { log: o.log, observer: tally }), o.log);
+    const server = createServer(service, { log: o.log, tls: o.tls });
     const port = await server.startServer(o.listen.host, o.listen.port);
     const address = `${o.listen.host}:${port}`;
     log.info({ address, runId, expectedWorkers: o.expectedWorkers, tls: o.tls !== null }, 'coordinator listening');
     if (lease.lost === null) health.readiness.set(true, 'serving gRPC under the run lease');
+    let result: RunResult;
+    let staying = false;
     try {
       if (o.signal?.aborted) onAbort();
-      return await runPipeline({
-        config: o.config, bert: o.bert, data: o.data, executor, outputs: o.outputs, log: o.log, resume: o.resume,
+      result = await runPipeline({
+        config: o.config, bert: o.bert, data: o.data, executor, outputs: o.outputs, log: o.log, resume: o.resume, resumePoint,
+        computeFingerprint: () => executor.compute.value,
         ...(o.signal && { signal: o.signal }),
         ...controlHooks(control, o.onStep, health.metrics, o.events),
         ...(o.onEval && { onEval: o.onEval }),
         ...(o.events && { onEvaluated: (split: string, m: object) => o.events!.evaluated(split, m) }),
         workerStats: () => tally.report(),
       });
+      staying = o.whenDone === 'stay';
     } catch (err) {
       executor.fail(err instanceof Error ? err : new Error(String(err)));
       health.readiness.set(false, o.signal?.aborted === true ? 'stopping' : 'run failed');
@@ -159,13 +214,20 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
       throw err;
     } finally {
       o.signal?.removeEventListener('abort', onAbort);
-      if (health.readiness.get().ready) health.readiness.set(false, 'stopping');
+      if (health.readiness.get().ready && !staying) health.readiness.set(false, 'stopping');
       // On a signal, workers are told 'stopping': they wait for a coordinator to come back (or are stopped themselves).
       await (o.signal?.aborted === true ? executor.close(500, 'stopping') : executor.close());
-      await server.stop({ graceMs: 2_000 });
+      // Staying: the port stays, and a worker that calls now hears "run finished" (its stop order was 'done').
+      if (staying) {
+        service.finish(runId);
+        kept.server = server;
+      } else {
+        await server.stop({ graceMs: 2_000 });
+      }
       await control.flush();
-      log.info({ address }, 'coordinator stopped');
+      log.info({ address, staying }, staying ? 'run over; gRPC now refuses every call as "run finished"' : 'coordinator stopped');
     }
+    return result;
   } finally {
     for (const close of closers) close();
     await lease?.release();

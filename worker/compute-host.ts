@@ -11,6 +11,7 @@
  * Knows nothing of gRPC or the worker loop.
  */
 import { Worker } from 'node:worker_threads';
+import { prepareOpenblasCore } from '../shared/backend/native-addon.js';
 import type { BackendInfo, BackendName } from '../shared/backend/select.js';
 import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import type { RunConfig } from '../shared/config/run-config.js';
@@ -128,6 +129,7 @@ export class ComputeHost implements ReplicaCompute {
       config: o.config, backend: o.backend, logLevel: o.logLevel, logBindings: o.logBindings,
       delayMsPerMicroBatch: o.delayMsPerMicroBatch ?? 0, faultInject: o.faultInject ?? 'none',
     };
+    prepareOpenblasCore(); // OPENBLAS_CORETYPE must be set here: the thread's env writes never reach libopenblas
     const link = new ThreadLink(new Worker(new URL('./compute-thread-boot.mjs', import.meta.url), { workerData }));
     try {
       return new ComputeHost(link, await link.call('start', {}));

@@ -74,6 +74,7 @@ async function start(): Promise<Answer<'start'>> {
     { backend: backend.name, blasThreads: backend.blasThreads, details: backend.details, skipped: backend.tried.map((t) => `${t.name}: ${t.error}`) },
     'backend chosen',
   );
+  if (backend.openblasCore !== null) root.info(backend.openblasCore, 'openblas core chosen');
   const vector = selectVectorKernels('auto'); // same bytes either way; the choice is speed
   root.info({ vectorKernels: vector.name, reason: vector.reason }, 'vector kernels chosen');
   const { bert, data } = await prepareRun(opts.config, root, false);

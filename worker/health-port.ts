@@ -2,7 +2,8 @@
  * A worker's health port: its metrics (worker/metrics.ts) and readiness,
  * served over plain HTTP (/healthz, /readyz, /metrics;
  * shared/observe/health-routes.ts) when a host and port are given. Ready
- * means registered with the coordinator and not draining; the lifecycle
+ * means registered with the coordinator and not draining (a worker idle
+ * after its run, --when-done stay, is alive but not ready); the lifecycle
  * state (`bertfleet_worker_state`) and the readiness reason say where it
  * is otherwise. Without a port both are still kept, just not served.
  */
@@ -18,6 +19,7 @@ const REASONS: Record<WorkerState, string> = {
   training: 'registered',
   draining: 'draining (SIGTERM): leaving the run',
   waiting: 'the coordinator is stopping; waiting for it to come back',
+  finished: 'the run is finished; idle until SIGTERM (--when-done stay)',
   stopped: 'stopped',
 };
 

@@ -8,8 +8,11 @@
  * coordinator restarted) it registers again and resynchronises; when the
  * coordinator stops without finishing (`stopping`) it waits for it to come
  * back (cluster.reconnectTimeoutMs). It ends on a stop order, on a drain
- * (SIGTERM: `drained`), or on an error. Everything it opened is closed on
- * every exit path. With TLS material it speaks mTLS to the coordinator and
+ * (SIGTERM: `drained`), on a coordinator that says the run is finished
+ * (RunFinishedError, from one kept up by --when-done stay: `done`, never
+ * retried), or on an error. Everything it opened is closed on every exit
+ * path; with `whenDone: 'stay'` a run that ended `done` then leaves the
+ * process idle (health port alive, not ready) until SIGTERM. With TLS material it speaks mTLS to the coordinator and
  * the reducers with its own worker certificate, and accepts only their
  * certificates. `bertfleet worker` runs this; flag parsing and the
  * compute's start-up stay in cli/.
@@ -18,7 +21,7 @@ import { hostname } from 'node:os';
 import type { RunFingerprints } from '../shared/cluster/fingerprints.js';
 import { parseRunConfig, type RunConfig } from '../shared/config/run-config.js';
 import { connectControl, type ControlConnectOptions, type ControlConnection } from '../shared/control/connect.js';
-import { NotRegisteredError, ProtocolError } from '../shared/errors.js';
+import { NotRegisteredError, ProtocolError, RunFinishedError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { TlsMaterial } from '../shared/security/tls-material.js';
 import type { CoordinatorClient } from '../shared/wire/client.js';
@@ -63,17 +66,39 @@ export interface WorkerOptions {
   natsTls?: ControlConnectOptions['tls'];
   /** The plain-HTTP health port (/healthz, /readyz, /metrics; worker/health-port.ts); absent: none. */
   health?: { host: string; port: number };
+  /**
+   * After a run that ended 'done': 'exit' (default) returns at once; 'stay'
+   * stays idle (health port alive, /readyz 503) until `drain` or `signal`
+   * aborts (SIGTERM, SIGINT), then returns 'done'.
+   */
+  whenDone?: 'exit' | 'stay';
 }
 
 /** Resolves with the end: 'done', 'drained', or 'failed: ...'; the health port (if any) serves throughout. */
 export async function runWorker(o: WorkerOptions): Promise<string> {
   const health = await WorkerHealth.start(o.health, o.log);
   try {
-    return await runObserved(o, health);
+    const end = await runObserved(o, health);
+    if (end === 'done' && o.whenDone === 'stay') await stayIdle(o, health);
+    return end;
   } finally {
     health.state('stopped');
     await health.close();
   }
+}
+
+/** --when-done stay: the compute, NATS and the coordinator's channel are closed; only the health port is left, until a signal. */
+async function stayIdle(o: WorkerOptions, health: WorkerHealth): Promise<void> {
+  health.state('finished');
+  o.log.child({ component: 'worker' }).info({ coordinator: o.coordinator }, 'run finished; staying up (--when-done stay)');
+  const until = o.drain === undefined ? o.signal : AbortSignal.any([o.signal, o.drain]);
+  if (!until.aborted) await new Promise<void>((resolve) => until.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+/** The coordinator says the run is finished: the worker's end is 'done', told once in the log. */
+function runFinished(log: Logger, err: RunFinishedError, when: string): string {
+  log.info({ when, reason: err.message }, 'the run is finished; nothing to do');
+  return 'done';
 }
 
 /** Resolves with the end: 'done', 'drained', or 'failed: ...'. */
@@ -103,7 +128,14 @@ async function runObserved(o: WorkerOptions, health: WorkerHealth): Promise<stri
   try {
     // Before the run config arrives, the reconnect limit is the default one.
     const first = new CoordinatorLink(client, { reconnectTimeoutMs: parseRunConfig({}).cluster.reconnectTimeoutMs, log: o.log, signal: o.signal });
-    const { runId, config } = await fetchRunConfig(first, o.workerId);
+    let fetched: { runId: string; config: RunConfig };
+    try {
+      fetched = await fetchRunConfig(first, o.workerId);
+    } catch (err) {
+      if (err instanceof RunFinishedError) return runFinished(log, err, 'asking for the run config');
+      throw err;
+    }
+    const { runId, config } = fetched;
     health.state('loading');
     // The run state in NATS says the run is over (done or failed): stop waiting for a coordinator.
     const over = new AbortController();
@@ -129,11 +161,14 @@ async function runObserved(o: WorkerOptions, health: WorkerHealth): Promise<stri
     };
     for (let session = 0; ; session++) {
       if (session > 0) {
-        const again = await fetchRunConfig(link, o.workerId).catch((err: unknown) => {
-          if (ended() !== null) return null;
-          throw err;
-        });
-        if (again === null) return ended()!;
+        let again: { runId: string; config: RunConfig };
+        try {
+          again = await fetchRunConfig(link, o.workerId);
+        } catch (err) {
+          if (err instanceof RunFinishedError) return runFinished(log, err, 'asking for the run config again');
+          if (ended() === null) throw err;
+          return ended()!;
+        }
         if (again.runId !== runId) {
           throw new ProtocolError(`the coordinator at ${o.coordinator} now runs ${again.runId}, but this worker joined ${runId}: start a new worker for the new run`);
         }
@@ -144,6 +179,7 @@ async function runObserved(o: WorkerOptions, health: WorkerHealth): Promise<stri
       try {
         reply = await link.register({ worker_id: o.workerId, ...compute.fingerprints, pid: process.pid, hostname: hostname() });
       } catch (err) {
+        if (err instanceof RunFinishedError) return runFinished(log, err, 'registering');
         const why = ended();
         if (why === null) throw err;
         log.info({ reason: why }, 'the run is over; not registering');
@@ -179,6 +215,7 @@ async function runObserved(o: WorkerOptions, health: WorkerHealth): Promise<stri
         end = await loop.run();
       } catch (err) {
         if (o.signal.aborted) throw err;
+        if (err instanceof RunFinishedError) return runFinished(log, err, 'training');
         const why = ended();
         if (why !== null) {
           log.info({ reason: why }, 'the run is over (run state in NATS)');

@@ -12,7 +12,7 @@
 import { counter, createRegistry, exposition, gauge, histogram, type Registry } from '../shared/observe/prometheus.js';
 import type { StepTiming } from './step-timings.js';
 
-export const WORKER_STATES = ['connecting', 'loading', 'registering', 'training', 'draining', 'waiting', 'stopped'] as const;
+export const WORKER_STATES = ['connecting', 'loading', 'registering', 'training', 'draining', 'waiting', 'finished', 'stopped'] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
 
 const PARTS = { compute: 'computeMs', upload: 'uploadMs', waiting: 'waitMs', download: 'downloadMs', apply: 'applyMs' } as const;

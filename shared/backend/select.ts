@@ -13,6 +13,7 @@ import '@tensorflow/tfjs-backend-cpu'; // registers 'cpu'
 
 import { BackendError, ConfigError } from '../errors.js';
 import { hostNumerics, type HostNumerics } from '../process/host-info.js';
+import { openblasCoreReport, type OpenblasCoreReport } from './native-addon.js';
 import { WASM_BLAS, registerWasmBlasBackend, registerWasmExtras, wasmBlasInitError } from './wasm-blas.js';
 
 export type BackendName = 'auto' | 'tfjs-node-gpu' | 'tfjs-node' | 'wasm-blas' | 'wasm' | 'cpu';
@@ -30,6 +31,8 @@ export interface BackendInfo {
   blasThreads: number;
   /** openblas_get_config() plus core name; '' when the backend does not use OpenBLAS. */
   blasConfig: string;
+  /** The OpenBLAS core in use, why (user's OPENBLAS_CORETYPE, CPU flags, OpenBLAS's detection) and its start probe; null without OpenBLAS. */
+  openblasCore: OpenblasCoreReport | null;
   /** Human-readable versions and settings. */
   details: string;
   /** The C library and CPU features this process computes on (shared/process/host-info.ts). */
@@ -48,6 +51,7 @@ interface Loaded {
   tfBackend: string;
   blasThreads: number;
   blasConfig: string;
+  openblasCore: OpenblasCoreReport | null;
   details: string;
 }
 
@@ -87,7 +91,7 @@ async function loadTfjsNode(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-nod
     throw new Unavailable(`${pkg} did not load (optional dependency; installing it downloads libtensorflow): ${message(err)}`);
   }
   await activate('tensorflow');
-  return { tfBackend: 'tensorflow', blasThreads: 0, blasConfig: '', details: `${pkg} ${mod.version?.['tfjs-node'] ?? '?'}, tfjs-core ${tf.version_core}` };
+  return { tfBackend: 'tensorflow', blasThreads: 0, blasConfig: '', openblasCore: null, details: `${pkg} ${mod.version?.['tfjs-node'] ?? '?'}, tfjs-core ${tf.version_core}` };
 }
 
 async function load(name: ConcreteBackendName, blasThreads: number): Promise<Loaded> {
@@ -106,15 +110,17 @@ async function load(name: ConcreteBackendName, blasThreads: number): Promise<Loa
         throw new Unavailable(`OpenBLAS threads: expected ${blasThreads}, got ${threads} (library built with fewer MAX_THREADS?)`);
       }
       const blasConfig = `${native.getConfig()} core=${native.getCorename()}`;
-      return { tfBackend: WASM_BLAS, blasThreads: threads, blasConfig, details: `${blasConfig}; tfjs-core ${tf.version_core} + tfjs-backend-wasm` };
+      const openblasCore = openblasCoreReport();
+      if (openblasCore === undefined) throw new Unavailable('expected the OpenBLAS core report after loading the addon, got none');
+      return { tfBackend: WASM_BLAS, blasThreads: threads, blasConfig, openblasCore, details: `${blasConfig}; tfjs-core ${tf.version_core} + tfjs-backend-wasm` };
     }
     case 'wasm':
       registerWasmExtras(); // UnsortedSegmentSum, so gather has a gradient
       await activate('wasm');
-      return { tfBackend: 'wasm', blasThreads: 0, blasConfig: '', details: `tfjs-backend-wasm + JS UnsortedSegmentSum; tfjs-core ${tf.version_core}` };
+      return { tfBackend: 'wasm', blasThreads: 0, blasConfig: '', openblasCore: null, details: `tfjs-backend-wasm + JS UnsortedSegmentSum; tfjs-core ${tf.version_core}` };
     case 'cpu':
       await activate('cpu');
-      return { tfBackend: 'cpu', blasThreads: 0, blasConfig: '', details: `tfjs-backend-cpu (pure JS); tfjs-core ${tf.version_core}` };
+      return { tfBackend: 'cpu', blasThreads: 0, blasConfig: '', openblasCore: null, details: `tfjs-backend-cpu (pure JS); tfjs-core ${tf.version_core}` };
   }
 }
 

@@ -38,6 +38,12 @@ export interface TrainerStateMeta {
   step: number;
   /** Anything else the run loop carries across a restart (metrics so far, labels). */
   extra: Record<string, unknown>;
+  /**
+   * The backend fingerprint of what computed the steps (a distributed run's
+   * compute fingerprint, coordinator/compute-fingerprint.ts); a resumed run
+   * admits only workers that have it. Absent in states written before it existed.
+   */
+  computeFingerprint?: string;
 }
 
 export interface TrainerStateData {

@@ -24,6 +24,7 @@ import {
   PermissionError,
   ProtocolError,
   ReplicaMismatchError,
+  RunFinishedError,
   ShapeError,
   UnreachableError,
 } from '../errors.js';
@@ -81,6 +82,7 @@ const TABLE: readonly Row[] = [
   { ctor: AuthError, code: GrpcStatus.UNAUTHENTICATED, fields: () => ({}), rebuild: messageOnly(AuthError) },
   { ctor: PermissionError, code: GrpcStatus.PERMISSION_DENIED, fields: () => ({}), rebuild: messageOnly(PermissionError) },
   { ctor: NotRegisteredError, code: GrpcStatus.FAILED_PRECONDITION, fields: () => ({}), rebuild: messageOnly(NotRegisteredError) },
+  { ctor: RunFinishedError, code: GrpcStatus.FAILED_PRECONDITION, fields: () => ({}), rebuild: messageOnly(RunFinishedError) },
   { ctor: AlreadyReceivedError, code: GrpcStatus.ALREADY_EXISTS, fields: () => ({}), rebuild: messageOnly(AlreadyReceivedError) },
   { ctor: LimitExceededError, code: GrpcStatus.RESOURCE_EXHAUSTED, fields: () => ({}), rebuild: messageOnly(LimitExceededError) },
   { ctor: ProtocolError, code: GrpcStatus.FAILED_PRECONDITION, fields: () => ({}), rebuild: messageOnly(ProtocolError) },

@@ -1,7 +1,7 @@
 /**
  * Whole distributed runs as separate processes, on the pipeline fixtures:
- * `bertfleet coordinator` refuses a worker whose backend differs (naming the
- * fingerprint), accepts one that matches, takes in a second worker that
+ * `bertfleet coordinator` refuses a worker whose backend differs from the
+ * first admitted worker's (naming the fingerprint), accepts one that matches, takes in a second worker that
  * connects after the finetuning phase was written (it reads the phase, fetches
  * the state and computes its share) and ends byte-identical to `bertfleet
  * train`, every process gone and the port free. `bertfleet cluster` stopped
@@ -58,8 +58,10 @@ describe('bertfleet coordinator and bertfleet worker', () => {
     const coordinator = spawnBertfleet(['coordinator', '--listen', address, '--nats', nats.url, '--workers', '1', ...sec.coordinator, ...pipelineArgs(join(work, 'coordinated'), LONGER)], { cwd: work });
     const worker = (id: string, extra: string[] = []): LoggedProcess =>
       spawnBertfleet(['worker', '--coordinator', address, '--nats', nats.url, '--worker-id', id, ...sec.worker(id), ...extra], { cwd: work });
-    const bad = worker('bad', ['--backend', 'cpu']);
+    // The first worker admitted pins the run's compute fingerprint: a first, then the mismatched one.
     const a = worker('a');
+    await coordinator.waitFor(/"workerId":"a".*"msg":"worker joined"/);
+    const bad = worker('bad', ['--backend', 'cpu']);
     const refused = await bad.exited;
     expect(refused.code).toBe(1);
     expect(bad.lines.join('\n')).toMatch(/ProtocolError: registration of worker bad refused: backend_fingerprint differs: expected backend=.+, got backend=cpu;/);

@@ -51,7 +51,9 @@ function work(step: number, M = 3) {
 
 async function cluster(opts: { expectedWorkers: number; cluster?: Record<string, number> }) {
   const config = parseRunConfig({ pretrain: { steps: 4, globalBatch: 12, microBatch: 4 }, cluster: { checksumEverySteps: 2, ...opts.cluster } });
-  const executor = new DistributedExecutor({ runId: 'run-test', config, fingerprints: FP, expectedWorkers: opts.expectedWorkers, log });
+  // Pinned from the start, as a resumed run's trainer state pins it (otherwise the first worker admitted would).
+  const pinnedCompute = { fingerprint: FP.backend_fingerprint, source: 'the test' };
+  const executor = new DistributedExecutor({ runId: 'run-test', config, fingerprints: FP, pinnedCompute, expectedWorkers: opts.expectedWorkers, log });
   const server = createServer(new CoordinatorService(executor, { log, pollMs: 300 }), { log, tls: null });
   const port = await server.startServer('127.0.0.1', 0);
   const connect = () => createCoordinatorClient(`127.0.0.1:${port}`, { log, tls: null });
