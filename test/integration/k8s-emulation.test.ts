@@ -26,10 +26,11 @@
  *     classification CSV) are added to the ConfigMap and the run config names
  *     them under its mount path (/etc/bertfleet); the rendered config's other
  *     keys (seed, backend, blasThreads, ...) are kept;
- *   - the workers mount that ConfigMap too, at the same path, when the
- *     manifests do not: every process of a run reads the model and data files
- *     the run config names (shared/data/run-data.ts), so files named in a run
- *     config must be in every pod (the base's run config names none).
+ *   - the workers mount that ConfigMap too, at the same path, if the
+ *     manifests ever stop doing so (k8s/base/worker.yaml mounts it): every
+ *     process of a run reads the model and data files the run config names
+ *     (shared/data/run-data.ts), so files named in a run config must be in
+ *     every pod.
  * Between a pod's spec and its process, only mount paths, container ports and
  * Service names differ (recorded per container start and checked), plus the
  * variables the runtime adds.
@@ -63,7 +64,8 @@ function guideSecrets(): Promise<Secret[]> {
 }
 
 afterAll(() => {
-  if (failed) process.stderr.write(`k8s emulation: pod logs kept in ${work}\n`);
+  // BERTFLEET_KEEP_K8S_EMULATION=1 keeps the pod logs of a passing run too (k8s/README.md's expected output comes from them).
+  if (failed || process.env['BERTFLEET_KEEP_K8S_EMULATION'] === '1') process.stderr.write(`k8s emulation: pod logs kept in ${work}\n`);
   else rmSync(work, { recursive: true, force: true });
 });
 
