@@ -9,6 +9,11 @@
 # (-ffp-contract=off; never -ffast-math, which vector.c refuses), and
 # -fno-math-errno lets sqrt vectorize (errno is never read; values are
 # unchanged). -fPIC: it is linked into a shared object.
+#
+# gelu.c and xent.c (fast_kernels) compute exp/erf by polynomials in plain
+# float arithmetic (fastmath.h): -ffp-contract=off keeps their bytes the same
+# on every machine and vector width; -fno-trapping-math (FP exceptions are never
+# read; values are unchanged) lets their clamps become selects, so they vectorise.
 {
   "targets": [
     {
@@ -20,9 +25,17 @@
       "cflags!": ["-O2"]
     },
     {
+      "target_name": "fast_kernels",
+      "type": "static_library",
+      "sources": ["src/gelu.c", "src/xent.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fPIC", "-ffp-contract=off", "-fno-trapping-math"],
+      "cflags!": ["-O2"]
+    },
+    {
       "target_name": "wasm_blas",
-      "dependencies": ["vector_kernels"],
-      "sources": ["src/addon.c", "src/args.c", "src/matmul.c", "src/segment.c", "src/unary.c"],
+      "dependencies": ["vector_kernels", "fast_kernels"],
+      "sources": ["src/addon.c", "src/args.c", "src/matmul.c", "src/segment.c", "src/unary.c", "src/sum.c", "src/gather.c", "src/dropout.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags!": ["-O2"],

@@ -11,6 +11,12 @@
 napi_value wb_matmul(napi_env env, napi_callback_info info);
 napi_value wb_unsorted_segment_sum(napi_env env, napi_callback_info info);
 napi_value wb_unary(napi_env env, napi_callback_info info);
+napi_value wb_sum_axis(napi_env env, napi_callback_info info);
+napi_value wb_gather_rows(napi_env env, napi_callback_info info);
+napi_value wb_dropout_mask(napi_env env, napi_callback_info info);
+napi_value wb_gelu(napi_env env, napi_callback_info info);
+napi_value wb_softmax_xent(napi_env env, napi_callback_info info);
+napi_value wb_softmax_xent_grad(napi_env env, napi_callback_info info);
 
 /* Flat-vector kernels of the training step (vector.c): typed arrays, not the heap. */
 napi_value wb_add_into(napi_env env, napi_callback_info info);

@@ -91,6 +91,61 @@ export interface HeapUnarySpec {
   size: number;
 }
 
+/** x as [outer, reduce, inner] float32; out[o, i] = float32 sum over r in ascending order (stock wasm Sum's bytes). */
+export interface HeapSumSpec {
+  xOffset: number;
+  outOffset: number;
+  outer: number;
+  reduce: number;
+  inner: number;
+}
+
+/** x as [outer, dim, slice] of 4-byte elements, ids [numIds] int32; out[o, j, :] = x[o, ids[j], :]. */
+export interface HeapGatherSpec {
+  xOffset: number;
+  idsOffset: number;
+  outOffset: number;
+  outer: number;
+  dim: number;
+  slice: number;
+  numIds: number;
+}
+
+/** The bytes of shared/model/dropout.ts dropoutMask(): [size] float32 of 0 and scale. */
+export interface HeapDropoutMaskSpec {
+  outOffset: number;
+  size: number;
+  seed: number;
+  threshold: number;
+  scale: number;
+}
+
+/** Softmax cross-entropy forward over [rows, classes] (native/src/xent.c). */
+export interface HeapSoftmaxXentSpec {
+  rows: number;
+  classes: number;
+  logitsOffset: number;
+  labelsOffset: number;
+  probsOffset: number;
+  lossOffset: number;
+  argmaxOffset: number;
+}
+export interface HeapSoftmaxXentGradSpec {
+  rows: number;
+  classes: number;
+  probsOffset: number;
+  labelsOffset: number;
+  dyOffset: number;
+  outOffset: number;
+}
+/** GELU over [size] float32; with dyOffset, the gradient dy * GELU'(x) (native/src/gelu.c). */
+export interface HeapGeluSpec {
+  size: number;
+  xOffset: number;
+  outOffset: number;
+  dyOffset?: number;
+}
+
 export interface NativeBlas {
   /** Returns how many cblas_sgemm calls it made (1 when the batch was folded into m). */
   matmul(heap: ArrayBuffer, spec: HeapMatMulSpec): number;
@@ -98,6 +153,12 @@ export interface NativeBlas {
   unsortedSegmentSum(heap: ArrayBuffer, spec: HeapSegmentSumSpec): number;
   /** Elementwise expf / erff from libm (float32 in, float32 out). */
   unary(heap: ArrayBuffer, spec: HeapUnarySpec): void;
+  sumAxis(heap: ArrayBuffer, spec: HeapSumSpec): void;
+  gatherRows(heap: ArrayBuffer, spec: HeapGatherSpec): void;
+  dropoutMask(heap: ArrayBuffer, spec: HeapDropoutMaskSpec): void;
+  softmaxXent(heap: ArrayBuffer, spec: HeapSoftmaxXentSpec): void;
+  softmaxXentGrad(heap: ArrayBuffer, spec: HeapSoftmaxXentGradSpec): void;
+  gelu(heap: ArrayBuffer, spec: HeapGeluSpec): void;
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   /** openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
@@ -211,12 +272,18 @@ function checkExports(mod: Record<string, unknown>, names: readonly string[]): v
 export function loadNativeBlas(): NativeBlas {
   if (cachedBlas !== undefined) return cachedBlas;
   const mod = loadModule();
-  checkExports(mod, ['matmul', 'unsortedSegmentSum', 'unary', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']);
+  checkExports(mod, ['matmul', 'unsortedSegmentSum', 'unary', 'sumAxis', 'gatherRows', 'dropoutMask', 'softmaxXent', 'softmaxXentGrad', 'gelu', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']);
   const b = mod as unknown as NativeBlas;
   const blas: NativeBlas = {
     matmul: (heap, spec) => rethrow(() => b.matmul(heap, spec)),
     unsortedSegmentSum: (heap, spec) => rethrow(() => b.unsortedSegmentSum(heap, spec)),
     unary: (heap, spec) => rethrow(() => b.unary(heap, spec)),
+    sumAxis: (heap, spec) => rethrow(() => b.sumAxis(heap, spec)),
+    gatherRows: (heap, spec) => rethrow(() => b.gatherRows(heap, spec)),
+    dropoutMask: (heap, spec) => rethrow(() => b.dropoutMask(heap, spec)),
+    softmaxXent: (heap, spec) => rethrow(() => b.softmaxXent(heap, spec)),
+    softmaxXentGrad: (heap, spec) => rethrow(() => b.softmaxXentGrad(heap, spec)),
+    gelu: (heap, spec) => rethrow(() => b.gelu(heap, spec)),
     setNumThreads: (threads) => rethrow(() => b.setNumThreads(threads)),
     getNumThreads: () => b.getNumThreads(),
     getConfig: () => b.getConfig(),

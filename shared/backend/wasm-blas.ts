@@ -22,6 +22,7 @@ import '@tensorflow/tfjs-backend-wasm'; // registers the 'wasm' backend and its 
 
 import { registerOneHotFix } from './wasm-one-hot.js';
 import { registerUnaryKernels } from './wasm-unary.js';
+import { HEAP_KERNELS, registerHeapKernels } from './wasm-heap-kernels.js';
 import { BackendError, ShapeError } from '../errors.js';
 import { ACTIVATION_CODES, type ActivationName, type NativeBlas, loadNativeBlas } from './native-addon.js';
 
@@ -29,7 +30,7 @@ export const WASM_BLAS = 'wasm-blas';
 /** The tfjs version whose wasm internals this file was written against. */
 export const TESTED_TFJS_VERSION = '4.22.0';
 /** Kernels that differ from stock wasm: replaced (matmuls) or added (missing from wasm). */
-export const WASM_BLAS_KERNELS: readonly string[] = [tf.BatchMatMul, tf._FusedMatMul, tf.UnsortedSegmentSum];
+export const WASM_BLAS_KERNELS: readonly string[] = [tf.BatchMatMul, tf._FusedMatMul, tf.UnsortedSegmentSum, ...HEAP_KERNELS];
 
 // ---- the non-public BackendWasm surface we rely on ----------------------------
 interface WasmModule {
@@ -290,6 +291,7 @@ export function registerWasmBlasBackend(): NativeBlas {
   tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: WASM_BLAS, kernelFunc: makeUnsortedSegmentSum(native.unsortedSegmentSum) });
   registerOneHotFix(WASM_BLAS);
   registerUnaryKernels(native, WASM_BLAS);
+  registerHeapKernels(native, WASM_BLAS);
   tf.registerBackend(WASM_BLAS, async () => {
     try {
       const backend = await wasmFactory(); // a new emscripten module: its own heap, own tensor ids

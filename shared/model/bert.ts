@@ -6,6 +6,7 @@
  * This file knows nothing of files, networks, clocks, logging or the backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { backendHas, GELU, GELU_GRAD } from '../backend/custom-kernels.js';
 import type { BertConfig } from './config.js';
 import { DropoutSites } from './dropout.js';
 
@@ -52,8 +53,19 @@ export function layerNorm(p: Params, prefix: string, x: tf.Tensor, eps: number):
   return tf.add(tf.mul(normed, param(p, `${prefix}.weight`)), param(p, `${prefix}.bias`));
 }
 
-/** Exact GELU, as BERT's `gelu`: 0.5 x (1 + erf(x / sqrt 2)). */
+/** GELU and its gradient as one backend kernel each (wasm-blas: one native pass over the heap). */
+const geluKernel = tf.customGrad(((...args: unknown[]) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  save([x]);
+  return {
+    value: tf.engine().runKernel(GELU, { x }) as tf.Tensor,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(GELU_GRAD, { x: saved[0]!, dy }) as tf.Tensor,
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
+
+/** Exact GELU, as BERT's `gelu`: 0.5 x (1 + erf(x / sqrt 2)); one kernel where the backend has it. */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (backendHas(GELU)) return geluKernel(x);
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
 }
 

@@ -5,6 +5,7 @@
  * data and its seed. Pure: no I/O, no global RNG state.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { backendHas, DROPOUT_MASK, type DropoutMaskAttrs } from '../backend/custom-kernels.js';
 
 /** A 32-bit avalanche hash (Murmur3 fmix32 over a mixed key); fast, stateless, backend-independent. */
 function mix32(h: number): number {
@@ -28,9 +29,14 @@ export function siteSeed(seed: number, site: number): number {
 export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
   let size = 1;
   for (const d of shape) size *= d;
-  const mask = new Float32Array(size);
   const scale = 1 / (1 - rate);
   const threshold = Math.floor(rate * 4294967296);
+  if (backendHas(DROPOUT_MASK)) {
+    // The same bytes computed by the backend where the tensor lives (wasm-blas: native, on the heap).
+    const attrs: DropoutMaskAttrs = { shape: [...shape], seed: seed >>> 0, threshold, scale };
+    return tf.engine().runKernel(DROPOUT_MASK, {}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  }
+  const mask = new Float32Array(size);
   for (let i = 0; i < size; i++) {
     mask[i] = mix32((seed + Math.imul(i, 0x9e3779b9)) >>> 0) >= threshold ? scale : 0;
   }

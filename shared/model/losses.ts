@@ -7,6 +7,7 @@
  * (imbalanced data), which keeps that property. Pure functions of (parameters, batch).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { backendHas, SOFTMAX_XENT, SOFTMAX_XENT_GRAD } from '../backend/custom-kernels.js';
 import type { BertConfig } from './config.js';
 import { encode, type Params } from './bert.js';
 import { DropoutSites, siteSeed } from './dropout.js';
@@ -17,7 +18,7 @@ import { classifierLogits, mlmLogits, nspLogits } from './heads.js';
  * -> losses [n]. Custom gradient (softmax - onehot) avoids materialising a dense
  * one-hot on the forward pass and a scatter on the backward pass.
  */
-export const sparseSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => {
+const stockSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => {
   const [logits, labels, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   const lg = logits as tf.Tensor2D;
   const [n, classes] = lg.shape;
@@ -38,6 +39,24 @@ export const sparseSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => 
     },
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (logits: tf.Tensor, labels: tf.Tensor) => tf.Tensor1D;
+
+/** The same loss as one backend kernel each way (wasm-blas: one native pass per row). */
+const kernelSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => {
+  const [logits, labels, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  const [probs, loss] = tf.engine().runKernel(SOFTMAX_XENT, { logits, labels }) as tf.Tensor[];
+  save([probs!, labels]);
+  return {
+    value: loss!,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [p, y] = saved as [tf.Tensor2D, tf.Tensor1D];
+      return [tf.engine().runKernel(SOFTMAX_XENT_GRAD, { probs: p, labels: y, dy }) as tf.Tensor, tf.zerosLike(y)];
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (logits: tf.Tensor, labels: tf.Tensor) => tf.Tensor1D;
+
+export function sparseSoftmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor1D {
+  return backendHas(SOFTMAX_XENT) ? kernelSoftmaxCrossEntropy(logits, labels) : stockSoftmaxCrossEntropy(logits, labels);
+}
 
 export interface PretrainingBatch {
   inputIds: tf.Tensor2D; // [b, s] int32

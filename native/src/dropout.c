@@ -1,0 +1,47 @@
+/*
+ * Dropout keep masks on the wasm heap, the same bytes as dropoutMask() in
+ * shared/model/dropout.ts: element i is `scale` when
+ * fmix32(seed + i * 0x9e3779b9) >= threshold, else 0 (all uint32 arithmetic,
+ * as the JS Math.imul / >>> 0 code). `scale` arrives as the float32 the JS
+ * Float32Array store would hold. Knows nothing of tensors.
+ */
+#include "args.h"
+#include "kernels.h"
+
+static inline uint32_t mix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+napi_value wb_dropout_mask(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 2) {
+    wb_fail(env, "dropoutMask", "expected 2 arguments (heap, spec), got %zu", argc);
+    return NULL;
+  }
+  wb_heap heap;
+  if (!wb_get_heap(env, argv[0], &heap)) return NULL;
+  int64_t o_off, size, seed, threshold;
+  double scale;
+  if (!wb_get_int(env, argv[1], "outOffset", 0, INT64_MAX, &o_off) ||
+      !wb_get_int(env, argv[1], "size", 0, UINT32_MAX, &size) ||
+      !wb_get_int(env, argv[1], "seed", 0, UINT32_MAX, &seed) ||
+      !wb_get_int(env, argv[1], "threshold", 0, UINT32_MAX, &threshold) ||
+      !wb_get_double_opt(env, argv[1], "scale", 1.0, &scale))
+    return NULL;
+  wb_region ro;
+  if (!wb_check_region(env, &heap, "outOffset", o_off, (uint64_t)size, &ro)) return NULL;
+  float *out = (float *)(heap.data + o_off);
+  const float keep = (float)scale;
+  const uint32_t s = (uint32_t)seed, t = (uint32_t)threshold;
+  for (int64_t i = 0; i < size; i++) {
+    out[i] = mix32(s + (uint32_t)i * 0x9e3779b9u) >= t ? keep : 0.0f;
+  }
+  return NULL;
+}

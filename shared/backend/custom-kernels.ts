@@ -1,0 +1,37 @@
+/**
+ * Names and attributes of the kernels bertfleet adds to tfjs (not tfjs ops):
+ * a backend may register them, the model calls them through
+ * `tf.engine().runKernel` when the active backend has them and otherwise
+ * computes the same bytes with stock ops. Pure constants and types.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** A dropout keep mask: no inputs; out[i] = scale when fmix32(seed + i * 0x9e3779b9) >= threshold, else 0 (shared/model/dropout.ts). */
+export const DROPOUT_MASK = 'BertfleetDropoutMask';
+export interface DropoutMaskAttrs {
+  shape: number[];
+  /** uint32 site seed. */
+  seed: number;
+  /** floor(rate * 2^32). */
+  threshold: number;
+  /** 1 / (1 - rate); stored as float32. */
+  scale: number;
+}
+
+/**
+ * Softmax cross-entropy with integer labels: inputs {logits [n, C] float32, labels [n] int32};
+ * outputs [probs [n, C], loss [n] = -log(max(probs[label], 1e-37)), argmax [n] int32 of the logits].
+ */
+export const SOFTMAX_XENT = 'BertfleetSoftmaxXent';
+/** Its gradient: inputs {probs, labels, dy [n]}; output (probs - onehot(labels)) * dy[row]. */
+export const SOFTMAX_XENT_GRAD = 'BertfleetSoftmaxXentGrad';
+
+/** Exact GELU 0.5 x (1 + erf(x / sqrt 2)): input {x}. */
+export const GELU = 'BertfleetGelu';
+/** Its gradient: inputs {x, dy}; output dy * GELU'(x). */
+export const GELU_GRAD = 'BertfleetGeluGrad';
+
+/** True when the active backend registered `kernelName`. */
+export function backendHas(kernelName: string): boolean {
+  return tf.getKernel(kernelName, tf.getBackend()) != null;
+}

@@ -1,0 +1,225 @@
+/**
+ * Native versions of wasm kernels that a BERT step spends real time in, for
+ * 'wasm-blas', each giving the same bytes as the stock kernel it replaces:
+ * Sum over a contiguous run of axes (no transpose; same float32 addition
+ * order), GatherV2 of whole slices (a copy), Identity and same-dtype Cast
+ * without a copy (shared data, reference-counted like tfjs-cpu), and the
+ * dropout keep mask (custom-kernels.ts) written straight onto the heap.
+ * Cases outside what the native code handles go to the stock kernel.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { BackendError } from '../errors.js';
+import { DROPOUT_MASK, GELU, GELU_GRAD, SOFTMAX_XENT, SOFTMAX_XENT_GRAD, type DropoutMaskAttrs } from './custom-kernels.js';
+import type { NativeBlas } from './native-addon.js';
+
+interface HeapBackend {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number | null } | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  incRef(dataId: tf.DataId): void;
+  disposeData(dataId: tf.DataId): boolean;
+}
+type Args = { inputs: Record<string, tf.TensorInfo>; backend: HeapBackend; attrs: Record<string, unknown> };
+
+function heap(b: HeapBackend): ArrayBuffer {
+  return b.wasm.HEAPU8.buffer as ArrayBuffer;
+}
+function offset(b: HeapBackend, t: tf.TensorInfo, what: string): number {
+  const at = b.dataIdMap.get(t.dataId)?.memoryOffset;
+  if (typeof at !== 'number') throw new BackendError(`wasm-blas ${what}: expected a tensor on the wasm heap, got none`);
+  return at;
+}
+const product = (dims: readonly number[]): number => dims.reduce((p, d) => p * d, 1);
+
+/** Runs `fill(out)` on a fresh output, disposing it if `fill` throws. */
+function withOutput(b: HeapBackend, shape: number[], dtype: tf.DataType, fill: (out: tf.TensorInfo) => void): tf.TensorInfo {
+  const out = b.makeOutput(shape, dtype);
+  try {
+    fill(out);
+  } catch (err) {
+    b.disposeData(out.dataId);
+    throw err;
+  }
+  return out;
+}
+
+function sumKernel(native: NativeBlas, stock: tf.KernelFunc): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const x = args.inputs['x']!;
+    const axes = [...new Set(tf.util.parseAxisParam(args.attrs['axis'] as number | number[], x.shape))].sort((p, q) => p - q);
+    const contiguous = axes.every((a, i) => a === axes[0]! + i);
+    if (x.dtype !== 'float32' || axes.length === 0 || !contiguous) return stock(args as never);
+    const first = axes[0]!;
+    const last = axes[axes.length - 1]!;
+    const outer = product(x.shape.slice(0, first));
+    const reduce = product(x.shape.slice(first, last + 1));
+    const inner = product(x.shape.slice(last + 1));
+    const shape = args.attrs['keepDims'] ? x.shape.map((d, i) => (i >= first && i <= last ? 1 : d)) : x.shape.filter((_, i) => i < first || i > last);
+    return withOutput(b, shape, 'float32', (out) =>
+      native.sumAxis(heap(b), { xOffset: offset(b, x, 'Sum x'), outOffset: offset(b, out, 'Sum out'), outer, reduce, inner }),
+    );
+  }) as unknown as tf.KernelFunc;
+}
+
+function gatherKernel(native: NativeBlas, stock: tf.KernelFunc): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const x = args.inputs['x']!;
+    const ids = args.inputs['indices']!;
+    const batchDims = (args.attrs['batchDims'] as number | undefined) ?? 0;
+    if (batchDims !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || ids.dtype !== 'int32') {
+      return stock(args as never);
+    }
+    const axis = tf.util.parseAxisParam(args.attrs['axis'] as number, x.shape)[0]!;
+    const shape = [...x.shape.slice(0, axis), ...ids.shape, ...x.shape.slice(axis + 1)];
+    return withOutput(b, shape, x.dtype, (out) =>
+      native.gatherRows(heap(b), {
+        xOffset: offset(b, x, 'GatherV2 x'),
+        idsOffset: offset(b, ids, 'GatherV2 indices'),
+        outOffset: offset(b, out, 'GatherV2 out'),
+        outer: product(x.shape.slice(0, axis)),
+        dim: x.shape[axis]!,
+        slice: product(x.shape.slice(axis + 1)),
+        numIds: product(ids.shape),
+      }),
+    );
+  }) as unknown as tf.KernelFunc;
+}
+
+/** The input's data under a new tensor (tfjs-cpu's Identity): no kernel writes its inputs. */
+function share(b: HeapBackend, x: tf.TensorInfo): tf.TensorInfo {
+  b.incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+}
+
+function identityKernel(stock: tf.KernelFunc): tf.KernelFunc {
+  return ((args: Args) => {
+    const x = args.inputs['x']!;
+    return x.dtype === 'string' ? stock(args as never) : share(args.backend, x);
+  }) as unknown as tf.KernelFunc;
+}
+
+function castKernel(stock: tf.KernelFunc): tf.KernelFunc {
+  return ((args: Args) => {
+    const x = args.inputs['x']!;
+    return x.dtype !== 'string' && x.dtype === args.attrs['dtype'] ? share(args.backend, x) : stock(args as never);
+  }) as unknown as tf.KernelFunc;
+}
+
+function dropoutMaskKernel(native: NativeBlas): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const a = args.attrs as unknown as DropoutMaskAttrs;
+    return withOutput(b, [...a.shape], 'float32', (out) =>
+      native.dropoutMask(heap(b), { outOffset: offset(b, out, 'dropout mask'), size: product(a.shape), seed: a.seed, threshold: a.threshold, scale: a.scale }),
+    );
+  }) as unknown as tf.KernelFunc;
+}
+
+function requireDtype(t: tf.TensorInfo, dtype: tf.DataType, what: string): void {
+  if (t.dtype !== dtype) throw new BackendError(`wasm-blas ${what}: expected dtype ${dtype}, got ${t.dtype}`);
+}
+
+function softmaxXentKernel(native: NativeBlas): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const logits = args.inputs['logits']!;
+    const labels = args.inputs['labels']!;
+    requireDtype(logits, 'float32', `${SOFTMAX_XENT} logits`);
+    requireDtype(labels, 'int32', `${SOFTMAX_XENT} labels`);
+    const [rows, classes] = logits.shape as [number, number];
+    if (logits.shape.length !== 2 || labels.shape.length !== 1 || labels.shape[0] !== rows) {
+      throw new BackendError(`wasm-blas ${SOFTMAX_XENT}: expected logits [n, C] and labels [n], got [${logits.shape}] and [${labels.shape}]`);
+    }
+    const probs = b.makeOutput([rows, classes], 'float32');
+    const loss = b.makeOutput([rows], 'float32');
+    const argmax = b.makeOutput([rows], 'int32');
+    try {
+      native.softmaxXent(heap(b), {
+        rows, classes,
+        logitsOffset: offset(b, logits, 'logits'), labelsOffset: offset(b, labels, 'labels'),
+        probsOffset: offset(b, probs, 'probs'), lossOffset: offset(b, loss, 'loss'), argmaxOffset: offset(b, argmax, 'argmax'),
+      });
+    } catch (err) {
+      for (const t of [probs, loss, argmax]) b.disposeData(t.dataId);
+      throw err;
+    }
+    return [probs, loss, argmax];
+  }) as unknown as tf.KernelFunc;
+}
+
+function softmaxXentGradKernel(native: NativeBlas): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const probs = args.inputs['probs']!;
+    const labels = args.inputs['labels']!;
+    const dy = args.inputs['dy']!;
+    requireDtype(probs, 'float32', `${SOFTMAX_XENT_GRAD} probs`);
+    requireDtype(labels, 'int32', `${SOFTMAX_XENT_GRAD} labels`);
+    requireDtype(dy, 'float32', `${SOFTMAX_XENT_GRAD} dy`);
+    const [rows, classes] = probs.shape as [number, number];
+    if (product(labels.shape) !== rows || product(dy.shape) !== rows) {
+      throw new BackendError(`wasm-blas ${SOFTMAX_XENT_GRAD}: expected labels and dy of ${rows} elements, got [${labels.shape}] and [${dy.shape}]`);
+    }
+    return withOutput(b, [rows, classes], 'float32', (out) =>
+      native.softmaxXentGrad(heap(b), {
+        rows, classes,
+        probsOffset: offset(b, probs, 'probs'), labelsOffset: offset(b, labels, 'labels'),
+        dyOffset: offset(b, dy, 'dy'), outOffset: offset(b, out, 'out'),
+      }),
+    );
+  }) as unknown as tf.KernelFunc;
+}
+
+function geluKernel(native: NativeBlas, backward: boolean): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const x = args.inputs['x']!;
+    requireDtype(x, 'float32', `${GELU} x`);
+    const dy = backward ? args.inputs['dy']! : undefined;
+    if (dy !== undefined) {
+      requireDtype(dy, 'float32', `${GELU_GRAD} dy`);
+      if (product(dy.shape) !== product(x.shape)) throw new BackendError(`wasm-blas ${GELU_GRAD}: expected dy [${x.shape}], got [${dy.shape}]`);
+    }
+    return withOutput(b, [...x.shape], 'float32', (out) =>
+      native.gelu(heap(b), {
+        size: product(x.shape), xOffset: offset(b, x, 'x'), outOffset: offset(b, out, 'out'),
+        ...(dy !== undefined ? { dyOffset: offset(b, dy, 'dy') } : {}),
+      }),
+    );
+  }) as unknown as tf.KernelFunc;
+}
+
+/** Kernels this file replaces on wasm-blas (beside the one it adds, DROPOUT_MASK). */
+export const HEAP_KERNELS: readonly string[] = [tf.Sum, tf.GatherV2, tf.Identity, tf.Cast];
+
+/** Kernels this file adds (custom-kernels.ts). */
+export const ADDED_KERNELS: readonly string[] = [DROPOUT_MASK, SOFTMAX_XENT, SOFTMAX_XENT_GRAD, GELU, GELU_GRAD];
+
+/** Replaces HEAP_KERNELS on `backendName` (a copy of wasm's kernels) and adds ADDED_KERNELS. */
+export function registerHeapKernels(native: NativeBlas, backendName: string): void {
+  const make: Record<string, (stock: tf.KernelFunc) => tf.KernelFunc> = {
+    [tf.Sum]: (s) => sumKernel(native, s),
+    [tf.GatherV2]: (s) => gatherKernel(native, s),
+    [tf.Identity]: identityKernel,
+    [tf.Cast]: castKernel,
+  };
+  for (const name of HEAP_KERNELS) {
+    const stock = tf.getKernel(name, 'wasm');
+    if (stock == null) throw new BackendError(`wasm-blas: expected wasm's ${name} kernel, got none`);
+    if (tf.getKernel(name, backendName) != null) tf.unregisterKernel(name, backendName);
+    // The stock setupFunc binds wasm's module functions for the fallback path.
+    tf.registerKernel({ ...stock, backendName, kernelFunc: make[name]!(stock.kernelFunc) });
+  }
+  const added: Record<string, tf.KernelFunc> = {
+    [DROPOUT_MASK]: dropoutMaskKernel(native),
+    [SOFTMAX_XENT]: softmaxXentKernel(native),
+    [SOFTMAX_XENT_GRAD]: softmaxXentGradKernel(native),
+    [GELU]: geluKernel(native, false),
+    [GELU_GRAD]: geluKernel(native, true),
+  };
+  for (const kernelName of ADDED_KERNELS) {
+    if (tf.getKernel(kernelName, backendName) == null) tf.registerKernel({ kernelName, backendName, kernelFunc: added[kernelName]! });
+  }
+}
