@@ -1,7 +1,6 @@
 /**
  * The images (Dockerfile: CPU, Dockerfile.gpu: GPU), checked offline since
- * no container engine runs here: every base image pinned by digest (but the
- * known gap below), every COPY source present and not kept out of the
+ * no container engine runs here: every base image pinned by digest, every COPY source present and not kept out of the
  * context by .dockerignore, .dockerignore keeping local state and secrets
  * out, production packages only (`npm ci --omit=dev`), a non-root numeric
  * USER equal to the pods' runAsUser, the ENTRYPOINT a file the image holds,
@@ -18,12 +17,6 @@ import { renderOverlay, REPO_ROOT } from '../helpers/kubectl.js';
 import { workloads } from '../helpers/k8s-objects.js';
 
 const DOCKERFILES = ['Dockerfile', 'Dockerfile.gpu'] as const;
-/**
- * Bases not pinned by digest, a known gap: no public record of this tag's digest
- * could be found where the GPU image was written (Dockerfile.gpu says how to pin it).
- * Pinning it means removing it here.
- */
-const KNOWN_UNPINNED = ['nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04'];
 /** Imports the image may lack, and why. */
 const NOT_IN_IMAGE: Record<string, string> = {
   'bench/main.ts': '`bertfleet bench` (loaded only by that command) needs PyTorch and a checkout, not a pod',
@@ -80,12 +73,12 @@ for (const file of DOCKERFILES) {
     const stages = parsed(file);
     const names = new Set(stages.map((s) => s.name).filter((n) => n !== undefined));
 
-    it('pins every base image by digest (but the known gap)', () => {
+    it('pins every base image by digest ', () => {
       const bases = [...stages.map((s) => s.from), ...stages.flatMap((s) => s.instructions.filter((i) => i.keyword === 'COPY').map((i) => parseCopy(i.args).from))]
         .filter((f): f is string => f !== undefined && !names.has(f));
       expect(bases.length).toBeGreaterThan(0);
       const unpinned = bases.filter((b) => !/^sha256:[0-9a-f]{64}$/.test(imageRef(b).digest ?? ''));
-      expect(unpinned.filter((b) => !KNOWN_UNPINNED.includes(b)), 'unpinned base images').toEqual([]);
+      expect(unpinned, 'unpinned base images').toEqual([]);
       for (const b of bases) expect(imageRef(b).tag, `${b}: keep the tag beside the digest, for readers`).toBeDefined();
     });
 
