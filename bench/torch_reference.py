@@ -1,25 +1,26 @@
 #!/usr/bin/python3
 """bertfleet's PyTorch reference: the figures bertfleet is measured against, on the same machine in the same run.
 
-  torch_reference.py train --config tiny --batch 32 --threads 1 --procs 1 --steps 5 --warmup 2
+  torch_reference.py train --config tiny --batch 32 --threads 1 --procs 1 --steps 5 --warmup 2 [--micro 8]
   torch_reference.py allreduce --elements 4433468 --procs 2 --reps 20
 
 `train` times BERT pretraining steps (MLM + NSP, AdamW, global-norm clipping at 1.0) on the shapes
 bench/train-step.ts uses: sequence 128 (every token real), 20 masked positions per sequence, vocabulary
 30 522. With --procs P > 1 the global --batch is split over P processes wrapped in DistributedDataParallel
-(gloo on 127.0.0.1); the printed seq/s is global. `allreduce` times gloo's all_reduce of E float32 over P
+(gloo on 127.0.0.1); the printed seq/s is global. --micro M accumulates each process's share in micro-batches
+of M sequences (one optimizer step per global batch), as bertfleet's microBatchSize. `allreduce` times gloo's all_reduce of E float32 over P
 processes. Each prints one JSON line on stdout, with the OpenBLAS core the process loaded.
 
 Needs Debian's python3-torch (1.13) and OpenBLAS; run it with /usr/bin/python3.
 """
-import argparse, ctypes, json, math, os, socket, time
+import argparse, ctypes, json, math, os, resource, socket, time
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
-PRESETS = {"tiny": (2, 128, 2), "mini": (4, 256, 4)}  # (layers, hidden, heads), as shared/model/config.ts
+PRESETS = {"tiny": (2, 128, 2), "mini": (4, 256, 4), "small": (4, 512, 8), "base": (12, 768, 12)}  # (layers, hidden, heads), as shared/model/config.ts
 VOCAB, SEQ, MASKED = 30522, 128, 20
 
 
@@ -113,12 +114,21 @@ def train(rank, a):
         join_group(rank, a)
         model = nn.parallel.DistributedDataParallel(model)
     opt = adamw(model)
-    batches = [random_batch(a.batch // a.procs, 100 * rank + i) for i in range(4)]
+    share = a.batch // a.procs
+    micro = a.micro or share
+    count = share // micro  # micro-batches per step; each loss is scaled so their gradients sum to the batch mean's
+    batches = [random_batch(micro, 100 * rank + i) for i in range(max(4, count))]
     times = []
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        model(*batches[i % 4]).backward()
+        for m in range(count):
+            loss = model(*batches[(i * count + m) % len(batches)]) / count
+            if a.procs > 1 and m < count - 1:
+                with model.no_sync():
+                    loss.backward()
+            else:
+                loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if i >= a.warmup:
@@ -126,8 +136,9 @@ def train(rank, a):
     if rank == 0:
         med = median_s(times)
         print(json.dumps({"bench": "train", "impl": "pytorch", "torch": torch.__version__, "config": a.config, "procs": a.procs,
-                          "threads": a.threads, "batch": a.batch, "params": params, "steps": a.steps,
-                          "step_ms_median": round(med * 1e3, 1), "seq_per_s": round(a.batch / med, 2), "openblas_core": core}), flush=True)
+                          "threads": a.threads, "batch": a.batch, "micro": micro, "params": params, "steps": a.steps,
+                          "step_ms_median": round(med * 1e3, 1), "seq_per_s": round(a.batch / med, 2), "openblas_core": core,
+                          "rss_max_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3)}), flush=True)
     if a.procs > 1:
         dist.destroy_process_group()
 
@@ -158,6 +169,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32, help="global batch, split over --procs")
     ap.add_argument("--threads", type=int, default=1, help="threads per process")
     ap.add_argument("--procs", type=int, default=1)
+    ap.add_argument("--micro", type=int, default=0, help="micro-batch size per process (default: the whole share)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--elements", type=int, default=4433468, help="float32 to all-reduce (default: tiny's gradient)")
@@ -165,6 +177,8 @@ def main():
     a = ap.parse_args()
     if a.batch % a.procs != 0:
         ap.error(f"--batch ({a.batch}) must be a multiple of --procs ({a.procs})")
+    if a.micro and (a.batch // a.procs) % a.micro != 0:
+        ap.error(f"--micro ({a.micro}) must divide the per-process batch ({a.batch // a.procs})")
     if a.mode == "allreduce" and a.procs < 2:
         ap.error(f"allreduce needs --procs >= 2, got {a.procs}")
     with socket.socket() as s:  # a free port for the process group's rendezvous

@@ -10,8 +10,8 @@
 # -fno-math-errno lets sqrt vectorize (errno is never read; values are
 # unchanged). -fPIC: it is linked into a shared object.
 #
-# gelu.c and xent.c (fast_kernels) compute exp/erf by polynomials in plain
-# float arithmetic (fastmath.h): -ffp-contract=off keeps their bytes the same
+# gelu.c, xent.c and softmax.c (fast_kernels) compute exp/erf by polynomials in plain
+# float arithmetic (fastmath.h), and layernorm.c sums rows over fixed lanes: -ffp-contract=off keeps their bytes the same
 # on every machine and vector width; -fno-trapping-math (FP exceptions are never
 # read; values are unchanged) lets their clamps become selects, so they vectorise.
 {
@@ -27,7 +27,7 @@
     {
       "target_name": "fast_kernels",
       "type": "static_library",
-      "sources": ["src/gelu.c", "src/xent.c"],
+      "sources": ["src/gelu.c", "src/xent.c", "src/layernorm.c", "src/softmax.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fPIC", "-ffp-contract=off", "-fno-trapping-math"],
       "cflags!": ["-O2"]
@@ -35,7 +35,7 @@
     {
       "target_name": "wasm_blas",
       "dependencies": ["vector_kernels", "fast_kernels"],
-      "sources": ["src/addon.c", "src/args.c", "src/matmul.c", "src/segment.c", "src/unary.c", "src/sum.c", "src/gather.c", "src/dropout.c"],
+      "sources": ["src/addon.c", "src/args.c", "src/matmul.c", "src/segment.c", "src/unary.c", "src/sum.c", "src/gather.c", "src/dropout.c", "src/transpose.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags!": ["-O2"],

@@ -18,6 +18,9 @@ export interface DropoutMaskAttrs {
   scale: number;
 }
 
+/** x * dropoutMask: input {x}, the mask's attrs (its shape is x's); the same bytes as tf.mul(x, mask). */
+export const DROPOUT_APPLY = 'BertfleetDropoutApply';
+
 /**
  * Softmax cross-entropy with integer labels: inputs {logits [n, C] float32, labels [n] int32};
  * outputs [probs [n, C], loss [n] = -log(max(probs[label], 1e-37)), argmax [n] int32 of the logits].
@@ -30,6 +33,28 @@ export const SOFTMAX_XENT_GRAD = 'BertfleetSoftmaxXentGrad';
 export const GELU = 'BertfleetGelu';
 /** Its gradient: inputs {x, dy}; output dy * GELU'(x). */
 export const GELU_GRAD = 'BertfleetGeluGrad';
+
+/**
+ * LayerNorm over the last axis: inputs {x [..., w], gamma [w], beta [w]}, attr {eps};
+ * outputs [y (x's shape), mean [rows], rstd [rows]] with rows = size / w.
+ */
+export const LAYER_NORM = 'BertfleetLayerNorm';
+export interface LayerNormAttrs {
+  eps: number;
+}
+/** Its gradient: inputs {x, gamma, mean, rstd, dy}; outputs [dx, dgamma [w], dbeta [w]]. */
+export const LAYER_NORM_GRAD = 'BertfleetLayerNormGrad';
+
+/**
+ * Attention's softmax(x * scale + mask) over the last axis: inputs {x [b, ..., n], mask (b x n
+ * elements, additive)}, attr {scale}; output y (x's shape).
+ */
+export const MASKED_SOFTMAX = 'BertfleetMaskedSoftmax';
+export interface MaskedSoftmaxAttrs {
+  scale: number;
+}
+/** Its gradient with respect to x: inputs {y, dy}, attr {scale}; output scale * y * (dy - sum(dy * y)). */
+export const MASKED_SOFTMAX_GRAD = 'BertfleetMaskedSoftmaxGrad';
 
 /** True when the active backend registered `kernelName`. */
 export function backendHas(kernelName: string): boolean {

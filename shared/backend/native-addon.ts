@@ -114,6 +114,8 @@ export interface HeapGatherSpec {
 /** The bytes of shared/model/dropout.ts dropoutMask(): [size] float32 of 0 and scale. */
 export interface HeapDropoutMaskSpec {
   outOffset: number;
+  /** With xOffset ([size] float32), out = x * mask. */
+  xOffset?: number;
   size: number;
   seed: number;
   threshold: number;
@@ -146,6 +148,49 @@ export interface HeapGeluSpec {
   dyOffset?: number;
 }
 
+/** LayerNorm over [rows, width] (native/src/layernorm.c): forward writes out, mean [rows], rstd [rows]. */
+export interface HeapLayerNormSpec {
+  rows: number;
+  width: number;
+  xOffset: number;
+  gammaOffset: number;
+  meanOffset: number;
+  rstdOffset: number;
+  outOffset: number;
+  /** Forward only. */
+  betaOffset?: number;
+  eps?: number;
+  /** Backward: with dyOffset, out is dx and dgamma/dbeta [width] are written too. */
+  dyOffset?: number;
+  dgammaOffset?: number;
+  dbetaOffset?: number;
+}
+
+/**
+ * Attention's softmax(x * scale + mask) over rows of n, x [outer, inner, n], mask [outer, n]
+ * (native/src/softmax.c); with dyOffset and yOffset (the forward's output), dx = scale * y * (dy - sum(dy * y)).
+ */
+export interface HeapMaskedSoftmaxSpec {
+  outer: number;
+  inner: number;
+  n: number;
+  scale: number;
+  outOffset: number;
+  xOffset?: number;
+  maskOffset?: number;
+  yOffset?: number;
+  dyOffset?: number;
+}
+
+/** Transpose keeping the last axis last: x [shape] of elementBytes-byte elements into out (native/src/transpose.c). */
+export interface HeapTransposeRowsSpec {
+  xOffset: number;
+  outOffset: number;
+  shape: number[];
+  perm: number[];
+  elementBytes: number;
+}
+
 export interface NativeBlas {
   /** Returns how many cblas_sgemm calls it made (1 when the batch was folded into m). */
   matmul(heap: ArrayBuffer, spec: HeapMatMulSpec): number;
@@ -159,6 +204,9 @@ export interface NativeBlas {
   softmaxXent(heap: ArrayBuffer, spec: HeapSoftmaxXentSpec): void;
   softmaxXentGrad(heap: ArrayBuffer, spec: HeapSoftmaxXentGradSpec): void;
   gelu(heap: ArrayBuffer, spec: HeapGeluSpec): void;
+  layerNorm(heap: ArrayBuffer, spec: HeapLayerNormSpec): void;
+  maskedSoftmax(heap: ArrayBuffer, spec: HeapMaskedSoftmaxSpec): void;
+  transposeRows(heap: ArrayBuffer, spec: HeapTransposeRowsSpec): void;
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   /** openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
@@ -272,7 +320,7 @@ function checkExports(mod: Record<string, unknown>, names: readonly string[]): v
 export function loadNativeBlas(): NativeBlas {
   if (cachedBlas !== undefined) return cachedBlas;
   const mod = loadModule();
-  checkExports(mod, ['matmul', 'unsortedSegmentSum', 'unary', 'sumAxis', 'gatherRows', 'dropoutMask', 'softmaxXent', 'softmaxXentGrad', 'gelu', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']);
+  checkExports(mod, ['matmul', 'unsortedSegmentSum', 'unary', 'sumAxis', 'gatherRows', 'dropoutMask', 'softmaxXent', 'softmaxXentGrad', 'gelu', 'layerNorm', 'maskedSoftmax', 'transposeRows', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']);
   const b = mod as unknown as NativeBlas;
   const blas: NativeBlas = {
     matmul: (heap, spec) => rethrow(() => b.matmul(heap, spec)),
@@ -284,6 +332,9 @@ export function loadNativeBlas(): NativeBlas {
     softmaxXent: (heap, spec) => rethrow(() => b.softmaxXent(heap, spec)),
     softmaxXentGrad: (heap, spec) => rethrow(() => b.softmaxXentGrad(heap, spec)),
     gelu: (heap, spec) => rethrow(() => b.gelu(heap, spec)),
+    layerNorm: (heap, spec) => rethrow(() => b.layerNorm(heap, spec)),
+    maskedSoftmax: (heap, spec) => rethrow(() => b.maskedSoftmax(heap, spec)),
+    transposeRows: (heap, spec) => rethrow(() => b.transposeRows(heap, spec)),
     setNumThreads: (threads) => rethrow(() => b.setNumThreads(threads)),
     getNumThreads: () => b.getNumThreads(),
     getConfig: () => b.getConfig(),

@@ -4,12 +4,17 @@
  * Sum over a contiguous run of axes (no transpose; same float32 addition
  * order), GatherV2 of whole slices (a copy), Identity and same-dtype Cast
  * without a copy (shared data, reference-counted like tfjs-cpu), and the
- * dropout keep mask (custom-kernels.ts) written straight onto the heap.
+ * dropout keep mask (custom-kernels.ts) written straight onto the heap,
+ * Transpose as a shared view (order-preserving permutations) or a row copy
+ * (last axis kept), and LayerNorm forward and backward in one pass each.
  * Cases outside what the native code handles go to the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
-import { DROPOUT_MASK, GELU, GELU_GRAD, SOFTMAX_XENT, SOFTMAX_XENT_GRAD, type DropoutMaskAttrs } from './custom-kernels.js';
+import {
+  DROPOUT_APPLY, DROPOUT_MASK, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD,
+  SOFTMAX_XENT, SOFTMAX_XENT_GRAD, type DropoutMaskAttrs, type LayerNormAttrs, type MaskedSoftmaxAttrs,
+} from './custom-kernels.js';
 import type { NativeBlas } from './native-addon.js';
 
 interface HeapBackend {
@@ -117,6 +122,22 @@ function dropoutMaskKernel(native: NativeBlas): tf.KernelFunc {
   }) as unknown as tf.KernelFunc;
 }
 
+function dropoutApplyKernel(native: NativeBlas): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const x = args.inputs['x']!;
+    requireDtype(x, 'float32', `${DROPOUT_APPLY} x`);
+    const a = args.attrs as unknown as DropoutMaskAttrs;
+    if (product(a.shape) !== product(x.shape)) throw new BackendError(`wasm-blas ${DROPOUT_APPLY}: expected x of shape [${a.shape}], got [${x.shape}]`);
+    return withOutput(b, [...x.shape], 'float32', (out) =>
+      native.dropoutMask(heap(b), {
+        xOffset: offset(b, x, 'dropout x'), outOffset: offset(b, out, 'dropout out'),
+        size: product(x.shape), seed: a.seed, threshold: a.threshold, scale: a.scale,
+      }),
+    );
+  }) as unknown as tf.KernelFunc;
+}
+
 function requireDtype(t: tf.TensorInfo, dtype: tf.DataType, what: string): void {
   if (t.dtype !== dtype) throw new BackendError(`wasm-blas ${what}: expected dtype ${dtype}, got ${t.dtype}`);
 }
@@ -191,11 +212,118 @@ function geluKernel(native: NativeBlas, backward: boolean): tf.KernelFunc {
   }) as unknown as tf.KernelFunc;
 }
 
+/**
+ * Transpose: a permutation that moves no axis of size > 1 relative to another
+ * shares the input's data (the bytes are already in output order); one that
+ * keeps the last axis last is a native row copy. Others go to stock wasm.
+ */
+function transposeKernel(native: NativeBlas, stock: tf.KernelFunc): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const x = args.inputs['x']!;
+    const perm = args.attrs['perm'] as number[];
+    const shape = perm.map((a) => x.shape[a]!);
+    if (x.dtype === 'string' || perm.length !== x.shape.length) return stock(args as never);
+    const moved = perm.filter((a) => x.shape[a]! > 1);
+    if (moved.every((a, i) => i === 0 || a > moved[i - 1]!)) {
+      b.incRef(x.dataId);
+      return { dataId: x.dataId, shape, dtype: x.dtype };
+    }
+    if ((x.dtype !== 'float32' && x.dtype !== 'int32') || perm[perm.length - 1] !== perm.length - 1 || product(x.shape) === 0) {
+      return stock(args as never);
+    }
+    return withOutput(b, shape, x.dtype, (out) =>
+      native.transposeRows(heap(b), { xOffset: offset(b, x, 'Transpose x'), outOffset: offset(b, out, 'Transpose out'), shape: [...x.shape], perm: [...perm], elementBytes: 4 }),
+    );
+  }) as unknown as tf.KernelFunc;
+}
+
+function layerNormKernel(native: NativeBlas): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const { x, gamma, beta } = args.inputs as Record<string, tf.TensorInfo>;
+    const width = x!.shape[x!.shape.length - 1]!;
+    for (const [name, t] of [['x', x], ['gamma', gamma], ['beta', beta]] as const) requireDtype(t!, 'float32', `${LAYER_NORM} ${name}`);
+    if (product(gamma!.shape) !== width || product(beta!.shape) !== width) {
+      throw new BackendError(`wasm-blas ${LAYER_NORM}: expected gamma and beta of ${width} elements, got [${gamma!.shape}] and [${beta!.shape}]`);
+    }
+    const rows = product(x!.shape) / width;
+    const outs = [b.makeOutput([...x!.shape], 'float32'), b.makeOutput([rows], 'float32'), b.makeOutput([rows], 'float32')] as const;
+    try {
+      native.layerNorm(heap(b), {
+        rows, width, eps: (args.attrs as unknown as LayerNormAttrs).eps,
+        xOffset: offset(b, x!, 'x'), gammaOffset: offset(b, gamma!, 'gamma'), betaOffset: offset(b, beta!, 'beta'),
+        outOffset: offset(b, outs[0], 'out'), meanOffset: offset(b, outs[1], 'mean'), rstdOffset: offset(b, outs[2], 'rstd'),
+      });
+    } catch (err) {
+      for (const t of outs) b.disposeData(t.dataId);
+      throw err;
+    }
+    return [...outs];
+  }) as unknown as tf.KernelFunc;
+}
+
+function layerNormGradKernel(native: NativeBlas): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const { x, gamma, mean, rstd, dy } = args.inputs as Record<string, tf.TensorInfo>;
+    for (const [name, t] of [['x', x], ['gamma', gamma], ['mean', mean], ['rstd', rstd], ['dy', dy]] as const) {
+      requireDtype(t!, 'float32', `${LAYER_NORM_GRAD} ${name}`);
+    }
+    const width = x!.shape[x!.shape.length - 1]!;
+    const rows = product(x!.shape) / width;
+    if (product(dy!.shape) !== rows * width || product(gamma!.shape) !== width || product(mean!.shape) !== rows || product(rstd!.shape) !== rows) {
+      throw new BackendError(
+        `wasm-blas ${LAYER_NORM_GRAD}: expected dy [${x!.shape}], gamma [${width}], mean and rstd [${rows}], ` +
+          `got [${dy!.shape}], [${gamma!.shape}], [${mean!.shape}], [${rstd!.shape}]`,
+      );
+    }
+    const outs = [b.makeOutput([...x!.shape], 'float32'), b.makeOutput([...gamma!.shape], 'float32'), b.makeOutput([...gamma!.shape], 'float32')] as const;
+    try {
+      native.layerNorm(heap(b), {
+        rows, width,
+        xOffset: offset(b, x!, 'x'), gammaOffset: offset(b, gamma!, 'gamma'), meanOffset: offset(b, mean!, 'mean'),
+        rstdOffset: offset(b, rstd!, 'rstd'), dyOffset: offset(b, dy!, 'dy'),
+        outOffset: offset(b, outs[0], 'dx'), dgammaOffset: offset(b, outs[1], 'dgamma'), dbetaOffset: offset(b, outs[2], 'dbeta'),
+      });
+    } catch (err) {
+      for (const t of outs) b.disposeData(t.dataId);
+      throw err;
+    }
+    return [...outs];
+  }) as unknown as tf.KernelFunc;
+}
+
+function maskedSoftmaxKernel(native: NativeBlas, backward: boolean): tf.KernelFunc {
+  const name = backward ? MASKED_SOFTMAX_GRAD : MASKED_SOFTMAX;
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const main = args.inputs[backward ? 'y' : 'x']!;
+    const other = args.inputs[backward ? 'dy' : 'mask']!;
+    requireDtype(main, 'float32', `${name} ${backward ? 'y' : 'x'}`);
+    requireDtype(other, 'float32', `${name} ${backward ? 'dy' : 'mask'}`);
+    const n = main.shape[main.shape.length - 1]!;
+    const outer = main.shape.length > 1 ? main.shape[0]! : 1;
+    const inner = product(main.shape) / (outer * n);
+    const want = backward ? product(main.shape) : outer * n;
+    if (main.shape.length < 2 || product(other.shape) !== want || (!backward && other.shape[other.shape.length - 1] !== n)) {
+      throw new BackendError(`wasm-blas ${name}: expected ${backward ? `dy [${main.shape}]` : `mask of [${outer}, ${n}] elements`}, got [${other.shape}]`);
+    }
+    const { scale } = args.attrs as unknown as MaskedSoftmaxAttrs;
+    return withOutput(b, [...main.shape], 'float32', (out) =>
+      native.maskedSoftmax(heap(b), {
+        outer, inner, n, scale, outOffset: offset(b, out, 'out'),
+        ...(backward ? { yOffset: offset(b, main, 'y'), dyOffset: offset(b, other, 'dy') } : { xOffset: offset(b, main, 'x'), maskOffset: offset(b, other, 'mask') }),
+      }),
+    );
+  }) as unknown as tf.KernelFunc;
+}
+
 /** Kernels this file replaces on wasm-blas (beside the one it adds, DROPOUT_MASK). */
-export const HEAP_KERNELS: readonly string[] = [tf.Sum, tf.GatherV2, tf.Identity, tf.Cast];
+export const HEAP_KERNELS: readonly string[] = [tf.Sum, tf.GatherV2, tf.Identity, tf.Cast, tf.Transpose];
 
 /** Kernels this file adds (custom-kernels.ts). */
-export const ADDED_KERNELS: readonly string[] = [DROPOUT_MASK, SOFTMAX_XENT, SOFTMAX_XENT_GRAD, GELU, GELU_GRAD];
+export const ADDED_KERNELS: readonly string[] = [DROPOUT_MASK, DROPOUT_APPLY, SOFTMAX_XENT, SOFTMAX_XENT_GRAD, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD];
 
 /** Replaces HEAP_KERNELS on `backendName` (a copy of wasm's kernels) and adds ADDED_KERNELS. */
 export function registerHeapKernels(native: NativeBlas, backendName: string): void {
@@ -204,6 +332,7 @@ export function registerHeapKernels(native: NativeBlas, backendName: string): vo
     [tf.GatherV2]: (s) => gatherKernel(native, s),
     [tf.Identity]: identityKernel,
     [tf.Cast]: castKernel,
+    [tf.Transpose]: (s) => transposeKernel(native, s),
   };
   for (const name of HEAP_KERNELS) {
     const stock = tf.getKernel(name, 'wasm');
@@ -214,10 +343,15 @@ export function registerHeapKernels(native: NativeBlas, backendName: string): vo
   }
   const added: Record<string, tf.KernelFunc> = {
     [DROPOUT_MASK]: dropoutMaskKernel(native),
+    [DROPOUT_APPLY]: dropoutApplyKernel(native),
     [SOFTMAX_XENT]: softmaxXentKernel(native),
     [SOFTMAX_XENT_GRAD]: softmaxXentGradKernel(native),
     [GELU]: geluKernel(native, false),
     [GELU_GRAD]: geluKernel(native, true),
+    [LAYER_NORM]: layerNormKernel(native),
+    [LAYER_NORM_GRAD]: layerNormGradKernel(native),
+    [MASKED_SOFTMAX]: maskedSoftmaxKernel(native, false),
+    [MASKED_SOFTMAX_GRAD]: maskedSoftmaxKernel(native, true),
   };
   for (const kernelName of ADDED_KERNELS) {
     if (tf.getKernel(kernelName, backendName) == null) tf.registerKernel({ kernelName, backendName, kernelFunc: added[kernelName]! });

@@ -6,7 +6,10 @@
  * This file knows nothing of files, networks, clocks, logging or the backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { backendHas, GELU, GELU_GRAD } from '../backend/custom-kernels.js';
+import {
+  backendHas, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD,
+  type LayerNormAttrs, type MaskedSoftmaxAttrs,
+} from '../backend/custom-kernels.js';
 import type { BertConfig } from './config.js';
 import { DropoutSites } from './dropout.js';
 
@@ -45,7 +48,26 @@ export function linear(p: Params, prefix: string, x: tf.Tensor2D): tf.Tensor2D {
   }) as tf.Tensor2D;
 }
 
+/** LayerNorm as one backend kernel each way (wasm-blas: one native pass over the rows). */
+function layerNormKernel(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  const attrs: LayerNormAttrs = { eps };
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const [xx, g, bb, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [y, mean, rstd] = tf.engine().runKernel(LAYER_NORM, { x: xx, gamma: g, beta: bb }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    save([xx, g, mean!, rstd!]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sg, sm, sr] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        return tf.engine().runKernel(LAYER_NORM_GRAD, { x: sx, gamma: sg, mean: sm, rstd: sr, dy }) as tf.Tensor[];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
+  return op(x, gamma, beta);
+}
+
 export function layerNorm(p: Params, prefix: string, x: tf.Tensor, eps: number): tf.Tensor {
+  if (backendHas(LAYER_NORM)) return layerNormKernel(x, param(p, `${prefix}.weight`), param(p, `${prefix}.bias`), eps);
   const mean = tf.mean(x, -1, true);
   const centered = tf.sub(x, mean);
   const variance = tf.mean(tf.square(centered), -1, true);
@@ -80,6 +102,25 @@ function embeddings(c: BertConfig, p: Params, inp: EncoderInputs, drop: DropoutS
   return tf.reshape(drop.apply(normed, c.hidden_dropout_prob), [batch * seq, H]) as tf.Tensor2D;
 }
 
+/** softmax(scores * scale + maskAdd) over the last axis; one kernel each way where the backend has it. */
+export function maskedSoftmax(scores: tf.Tensor, maskAdd: tf.Tensor, scale: number): tf.Tensor {
+  if (!backendHas(MASKED_SOFTMAX)) return tf.softmax(tf.add(tf.mul(scores, scale), maskAdd));
+  const attrs = { scale } satisfies MaskedSoftmaxAttrs as unknown as tf.NamedAttrMap;
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const [x, mask, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const y = tf.engine().runKernel(MASKED_SOFTMAX, { x, mask }, attrs) as tf.Tensor;
+    save([y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        tf.engine().runKernel(MASKED_SOFTMAX_GRAD, { y: saved[0]!, dy }, attrs) as tf.Tensor,
+        tf.zerosLike(mask),
+      ],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor, mask: tf.Tensor) => tf.Tensor;
+  return op(scores, maskAdd);
+}
+
 /** [b*s, H] -> [b, heads, s, d] */
 function splitHeads(x: tf.Tensor2D, batch: number, seq: number, heads: number): tf.Tensor4D {
   const d = x.shape[1] / heads;
@@ -101,8 +142,7 @@ function attention(
   const q = splitHeads(linear(p, `${prefix}.self.query`, x), batch, seq, A);
   const k = splitHeads(linear(p, `${prefix}.self.key`, x), batch, seq, A);
   const v = splitHeads(linear(p, `${prefix}.self.value`, x), batch, seq, A);
-  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d)), maskAdd); // [b, A, s, s]
-  const probs = drop.apply(tf.softmax(scores), c.attention_probs_dropout_prob);
+  const probs = drop.apply(maskedSoftmax(tf.matMul(q, k, false, true), maskAdd, 1 / Math.sqrt(d)), c.attention_probs_dropout_prob); // [b, A, s, s]
   const context = tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]); // [b, s, A, d]
   const merged = tf.reshape(context, [batch * seq, c.hidden_size]) as tf.Tensor2D;
   const projected = drop.apply(linear(p, `${prefix}.output.dense`, merged), c.hidden_dropout_prob);

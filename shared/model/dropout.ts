@@ -5,7 +5,7 @@
  * data and its seed. Pure: no I/O, no global RNG state.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { backendHas, DROPOUT_MASK, type DropoutMaskAttrs } from '../backend/custom-kernels.js';
+import { backendHas, DROPOUT_APPLY, DROPOUT_MASK, type DropoutMaskAttrs } from '../backend/custom-kernels.js';
 
 /** A 32-bit avalanche hash (Murmur3 fmix32 over a mixed key); fast, stateless, backend-independent. */
 function mix32(h: number): number {
@@ -43,6 +43,20 @@ export function dropoutMask(shape: number[], rate: number, seed: number): tf.Ten
   return tf.tensor(mask, shape, 'float32');
 }
 
+/**
+ * x * dropoutMask(x.shape, rate, seed) as one backend kernel each way (the
+ * mask is never materialised; its gradient dy * mask is the same kernel on dy).
+ */
+function dropoutApply(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
+  const attrs: DropoutMaskAttrs = { shape: [...x.shape], seed: seed >>> 0, threshold: Math.floor(rate * 4294967296), scale: 1 / (1 - rate) };
+  const run = (t: tf.Tensor): tf.Tensor => tf.engine().runKernel(DROPOUT_APPLY, { x: t }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const [xx] = args as [tf.Tensor];
+    return { value: run(xx), gradFunc: (dy: tf.Tensor) => run(dy) };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
+  return op(x);
+}
+
 /** Counts dropout sites so each call in a forward pass gets its own stream. */
 export class DropoutSites {
   private next = 0;
@@ -54,6 +68,8 @@ export class DropoutSites {
   apply(x: tf.Tensor, rate: number): tf.Tensor {
     const site = this.next++;
     if (!this.training || rate === 0) return x;
-    return tf.mul(x, dropoutMask(x.shape, rate, siteSeed(this.seed, site)));
+    const seed = siteSeed(this.seed, site);
+    if (backendHas(DROPOUT_APPLY)) return dropoutApply(x, rate, seed);
+    return tf.mul(x, dropoutMask(x.shape, rate, seed));
   }
 }

@@ -40,22 +40,41 @@ const stockSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => {
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (logits: tf.Tensor, labels: tf.Tensor) => tf.Tensor1D;
 
-/** The same loss as one backend kernel each way (wasm-blas: one native pass per row). */
-const kernelSoftmaxCrossEntropy = tf.customGrad(((...args: unknown[]) => {
-  const [logits, labels, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-  const [probs, loss] = tf.engine().runKernel(SOFTMAX_XENT, { logits, labels }) as tf.Tensor[];
-  save([probs!, labels]);
-  return {
-    value: loss!,
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [p, y] = saved as [tf.Tensor2D, tf.Tensor1D];
-      return [tf.engine().runKernel(SOFTMAX_XENT_GRAD, { probs: p, labels: y, dy }) as tf.Tensor, tf.zerosLike(y)];
-    },
-  };
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as (logits: tf.Tensor, labels: tf.Tensor) => tf.Tensor1D;
+/**
+ * The same loss as one backend kernel each way (wasm-blas: one native pass per
+ * row). The forward kernel also gives each row's argmax (the first index of the
+ * largest logit, as tf.argMax); it is handed back beside the loss.
+ */
+function kernelSoftmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, wantArgmax: boolean): { loss: tf.Tensor1D; argmax?: tf.Tensor1D } {
+  let argmax: tf.Tensor1D | undefined;
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const [lg, lb, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [probs, loss, am] = tf.engine().runKernel(SOFTMAX_XENT, { logits: lg, labels: lb }) as tf.Tensor[];
+    if (wantArgmax) argmax = tf.keep(am as tf.Tensor1D); // customGrad's forward runs in a tidy; the caller disposes it
+    save([probs!, lb]);
+    return {
+      value: loss!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [p, y] = saved as [tf.Tensor2D, tf.Tensor1D];
+        return [tf.engine().runKernel(SOFTMAX_XENT_GRAD, { probs: p, labels: y, dy }) as tf.Tensor, tf.zerosLike(y)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (logits: tf.Tensor, labels: tf.Tensor) => tf.Tensor1D;
+  const loss = op(logits, labels);
+  return argmax === undefined ? { loss } : { loss, argmax };
+}
+
+/** Per-row losses and each row's argmax (int32), from one kernel where the backend has it. The caller disposes argmax. */
+export function sparseSoftmaxCrossEntropyWithArgmax(logits: tf.Tensor, labels: tf.Tensor): { loss: tf.Tensor1D; argmax: tf.Tensor1D } {
+  if (backendHas(SOFTMAX_XENT)) {
+    const { loss, argmax } = kernelSoftmaxCrossEntropy(logits, labels, true);
+    return { loss, argmax: argmax! };
+  }
+  return { loss: stockSoftmaxCrossEntropy(logits, labels), argmax: tf.argMax(logits, 1) as tf.Tensor1D };
+}
 
 export function sparseSoftmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor1D {
-  return backendHas(SOFTMAX_XENT) ? kernelSoftmaxCrossEntropy(logits, labels) : stockSoftmaxCrossEntropy(logits, labels);
+  return backendHas(SOFTMAX_XENT) ? kernelSoftmaxCrossEntropy(logits, labels, false).loss : stockSoftmaxCrossEntropy(logits, labels);
 }
 
 export interface PretrainingBatch {
@@ -94,13 +113,14 @@ export function pretrainingLoss(
   const logits = mlmLogits(c, p, sequenceOutput, b.maskedPositions); // [b*P, V]
   const ids = tf.reshape(b.maskedIds, [-1]) as tf.Tensor1D;
   const weights = tf.reshape(b.maskedWeights, [-1]);
-  const tokenLoss = sparseSoftmaxCrossEntropy(logits, ids);
+  const { loss: tokenLoss, argmax: predicted } = sparseSoftmaxCrossEntropyWithArgmax(logits, ids);
   const mlmLossSum = tf.sum(tf.mul(tokenLoss, weights));
   const nsp = nspLogits(p, pooledOutput);
   const nspLossSum = tf.sum(sparseSoftmaxCrossEntropy(nsp, b.nspLabels));
   const maskedTokens = Math.max(counts.maskedTokens ?? 1, 1);
   const loss = tf.add(tf.div(mlmLossSum, maskedTokens), tf.div(nspLossSum, counts.sequences)) as tf.Scalar;
-  const mlmCorrect = tf.sum(tf.mul(tf.cast(tf.equal(tf.argMax(logits, 1), ids), 'float32'), weights)) as tf.Scalar;
+  const mlmCorrect = tf.sum(tf.mul(tf.cast(tf.equal(predicted, ids), 'float32'), weights)) as tf.Scalar;
+  predicted.dispose();
   const nspCorrect = tf.sum(tf.cast(tf.equal(tf.argMax(nsp, 1), b.nspLabels), 'float32')) as tf.Scalar;
   return { loss, mlmLossSum: mlmLossSum as tf.Scalar, nspLossSum: nspLossSum as tf.Scalar, mlmCorrect, nspCorrect };
 }

@@ -10,6 +10,7 @@ import type { Params } from '../model/bert.js';
 import type { BertConfig } from '../model/config.js';
 import { classificationLoss, pretrainingLoss, type GlobalCounts } from '../model/losses.js';
 import { classifyTensors, maskedTokenCount, pretrainTensors, type BatchArrays } from './batches.js';
+import { grads as gradsOf } from './backprop.js';
 import type { FlatLayout } from './flat.js';
 
 /** Sums over a micro-batch; added up (in tree order) over the global batch. */
@@ -69,7 +70,7 @@ export function microBatchGradient(
   let kept: tf.Tensor[] = [];
   let masked = 0;
   const grads = tf.tidy(() =>
-    tf.grads((...ps: tf.Tensor[]) => {
+    gradsOf((...ps: tf.Tensor[]) => {
       const byName: Record<string, tf.Tensor> = {};
       names.forEach((n, i) => (byName[n] = ps[i]!));
       const out = lossAndStats(c, byName, batch, counts, true, dropoutSeed, classWeights);
