@@ -11,18 +11,9 @@ import { initBackend } from '../../shared/backend/select.js';
 import { dropoutMask } from '../../shared/model/dropout.js';
 import { gelu } from '../../shared/model/bert.js';
 import { sparseSoftmaxCrossEntropy } from '../../shared/model/losses.js';
+import { mulberry32 } from '../helpers/rng.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(7);
+const rand = mulberry32(7);
 const values = (n: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * 10 ** Math.floor(rand() * 6 - 3));
 
 async function bytesOn(backend: 'wasm' | 'wasm-blas' | 'cpu', f: () => tf.Tensor | tf.Tensor[]): Promise<Uint8Array[]> {

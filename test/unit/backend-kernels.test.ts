@@ -21,19 +21,9 @@ import {
   registerWasmBlasBackend,
   registerWasmExtras,
 } from '../../shared/backend/wasm-blas.js';
+import { mulberry32 } from '../helpers/rng.js';
 
-/** mulberry32: a tiny seeded PRNG for shapes and values. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(20240601);
+const rand = mulberry32(20240601);
 const dim = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 const values = (shape: number[]) => Float32Array.from({ length: tf.util.sizeFromShape(shape) }, () => rand() * 2 - 1);
 

@@ -11,18 +11,9 @@ import '../../shared/backend/register-gradients.js';
 import { initBackend } from '../../shared/backend/select.js';
 import { layerNorm, maskedSoftmax } from '../../shared/model/bert.js';
 import { DropoutSites } from '../../shared/model/dropout.js';
+import { mulberry32 } from '../helpers/rng.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(11);
+const rand = mulberry32(11);
 const values = (n: number, spread = 3) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * spread);
 
 async function run(backend: 'wasm' | 'wasm-blas' | 'cpu', f: () => tf.Tensor[]): Promise<Float32Array[]> {

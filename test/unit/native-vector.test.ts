@@ -24,18 +24,8 @@ import { clipByGlobalNorm } from '../../shared/training/clip.js';
 import { adamWStep, newAdamWState } from '../../shared/training/optimizer.js';
 import { addInto } from '../../shared/training/tree-sum.js';
 import { jsVectorOps } from '../../shared/training/vector-js.js';
+import { mulberry32 } from '../helpers/rng.js';
 
-/** mulberry32: a tiny seeded PRNG. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAN_BITS = [0x7fc00000, 0xffc00000, 0x7fc12345, 0x7f800001 /* signalling */];
 const SPECIAL_BITS = [
@@ -103,7 +93,7 @@ describe.each(['auto', 'baseline'] as const)('native kernels, %s loops', (isa) =
 
   describe('addInto', () => {
     it('gives the JS loop bytes for every length, magnitude and special value', () => {
-      const rand = rng(1);
+      const rand = mulberry32(1);
       for (const n of LENGTHS) {
         const a = mixed(n, rand, true);
         const b = mixed(n, rand, true, a);
@@ -123,7 +113,7 @@ describe.each(['auto', 'baseline'] as const)('native kernels, %s loops', (isa) =
     });
 
     it('gives the JS loop bytes on unaligned views and when the operands alias', () => {
-      const rand = rng(2);
+      const rand = mulberry32(2);
       const buf = mixed(4099, rand, false);
       for (const [aOff, bOff, n] of [[1, 3, 4000], [0, 0, 4099], [3, 1, 4000], [2, 6, 4001]] as const) {
         const js = buf.slice();
@@ -167,7 +157,7 @@ describe.each(['auto', 'baseline'] as const)('native kernels, %s loops', (isa) =
     });
 
     it('gives the JS loop bytes over several steps, with decay 0 and 1, for every length', () => {
-      const rand = rng(3);
+      const rand = mulberry32(3);
       for (const n of LENGTHS) {
         const p0 = mixed(n, rand, false);
         const decay = Uint8Array.from({ length: n }, () => (rand() < 0.5 ? 1 : 0));
@@ -188,7 +178,7 @@ describe.each(['auto', 'baseline'] as const)('native kernels, %s loops', (isa) =
     });
 
     it('gives the JS loop bytes for gradient-like values over 1000 steps (sqrt and division at ordinary scales)', () => {
-      const rand = rng(4);
+      const rand = mulberry32(4);
       const n = 257;
       const decay = Uint8Array.from({ length: n }, (_, i) => i % 2);
       const p = Float32Array.from({ length: n }, () => (rand() - 0.5) * 0.04);
@@ -207,7 +197,7 @@ describe.each(['auto', 'baseline'] as const)('native kernels, %s loops', (isa) =
 
   describe('global-norm clipping', () => {
     it('the sum of squares is the same float64, accumulated in index order', () => {
-      const rand = rng(5);
+      const rand = mulberry32(5);
       for (const n of LENGTHS) {
         const x = mixed(n, rand, false);
         expect(Object.is(native.sumOfSquares(x), jsVectorOps.sumOfSquares(x)), `n ${n}`).toBe(true);
@@ -223,7 +213,7 @@ describe.each(['auto', 'baseline'] as const)('native kernels, %s loops', (isa) =
     });
 
     it('scaling gives the JS loop bytes, NaN and specials included', () => {
-      const rand = rng(6);
+      const rand = mulberry32(6);
       for (const factor of [0.3, 1 / 3, 1e-30, 1e30, -0, 0.999999]) {
         for (const n of LENGTHS) {
           const x = mixed(n, rand, true);
@@ -240,7 +230,7 @@ describe.each(['auto', 'baseline'] as const)('native kernels, %s loops', (isa) =
 
 describe('the shared entry points', () => {
   it('addInto, adamWStep and clipByGlobalNorm give the same bytes with native and JS kernels', () => {
-    const rand = rng(7);
+    const rand = mulberry32(7);
     const n = 10_007;
     const inputs = { a: mixed(n, rand, false), b: mixed(n, rand, false), grad: mixed(n, rand, false).map((x) => x * 1e-30) };
     const run = (choice: 'js' | 'native') => {
