@@ -6,6 +6,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+/**
+ * The version of what these kernels (and the model's stock-op fallbacks)
+ * compute, bit for bit: bumped whenever a change gives other bytes. It is part
+ * of the backend fingerprint (select.ts), so workers running different kernel
+ * code are refused at registration instead of computing different gradients.
+ * 2: native LayerNorm, masked softmax, fused softmax cross-entropy and GELU.
+ */
+export const KERNELS_VERSION = 2;
+
 /** A dropout keep mask: no inputs; out[i] = scale when fmix32(seed + i * 0x9e3779b9) >= threshold, else 0 (shared/model/dropout.ts). */
 export const DROPOUT_MASK = 'BertfleetDropoutMask';
 export interface DropoutMaskAttrs {

@@ -15,6 +15,7 @@ import { BackendError, ConfigError } from '../errors.js';
 import { hostNumerics, type HostNumerics } from '../process/host-info.js';
 import { openblasCoreReport, type OpenblasCoreReport } from './native-addon.js';
 import { WASM_BLAS, registerWasmBlasBackend, registerWasmExtras, wasmBlasInitError } from './wasm-blas.js';
+import { KERNELS_VERSION } from './custom-kernels.js';
 
 export type BackendName = 'auto' | 'tfjs-node-gpu' | 'tfjs-node' | 'wasm-blas' | 'wasm' | 'cpu';
 export type ConcreteBackendName = Exclude<BackendName, 'auto'>;
@@ -171,6 +172,7 @@ export function backendFingerprint(info: BackendInfo): string {
   return [
     `backend=${info.name}`,
     `tf=${info.tfBackend}@${tf.version_core}`,
+    `kernels=${KERNELS_VERSION}`,
     `blasThreads=${info.blasThreads}`,
     `openblas=${info.blasConfig === '' ? 'none' : info.blasConfig}`,
     `libc=${libc}`,

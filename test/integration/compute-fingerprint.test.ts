@@ -77,6 +77,9 @@ describe('the compute fingerprint of a distributed run', () => {
     await first.waitFor(/"phase":"finetune","step":2,"dir"/, 120_000);
     first.proc.kill('SIGTERM');
     expect((await first.exited).code).toBe(143);
+    // Worker a stops too, so the resumed run cannot finish before the refusal below is tried.
+    a.proc.kill('SIGTERM');
+    await a.exited;
     const state = JSON.parse(readFileSync(join(output, 'state', readFileSync(join(output, 'state', 'latest'), 'utf8').trim(), 'trainer_state.json'), 'utf8')) as { computeFingerprint?: string };
     expect(state.computeFingerprint).toMatch(/^backend=wasm-blas;/);
 
@@ -88,8 +91,9 @@ describe('the compute fingerprint of a distributed run', () => {
     expect(refusal).toContain(`backend_fingerprint differs: expected ${state.computeFingerprint}, got backend=cpu;`);
     expect(refusal).toMatch(/pinned by the trainer state \S+step-finetune-/);
 
-    // Worker a (waiting for its coordinator) comes back and the run ends as train's.
-    const ends = await Promise.all([second.exited, a.exited]);
+    // Worker a comes back and the run ends as train's.
+    const a2 = worker('a', 'wasm-blas');
+    const ends = await Promise.all([second.exited, a2.exited]);
     expect(ends.map((e) => e.code), second.lines.slice(-20).join('\n')).toEqual([0, 0]);
     expect(second.lines.join('\n')).not.toMatch(/"msg":"backend chosen"/);
     for (const f of WEIGHTS) expect(readFileSync(join(output, f)).equals(readFileSync(join(work, 'train', f))), f).toBe(true);

@@ -50,14 +50,14 @@ describe('initBackend', () => {
     const two = await initBackend({ name: 'wasm-blas', blasThreads: 2 });
     expect(two.blasThreads).toBe(2);
     expect(one.tried).toEqual([]);
-    expect(backendFingerprint(one)).toMatch(/^backend=wasm-blas;tf=wasm-blas@4\.22\.0;blasThreads=1;openblas=OpenBLAS /);
+    expect(backendFingerprint(one)).toMatch(/^backend=wasm-blas;tf=wasm-blas@4\.22\.0;kernels=\d+;blasThreads=1;openblas=OpenBLAS /);
     expect(backendFingerprint(two)).not.toBe(backendFingerprint(one));
     expect(backendFingerprint(await initBackend({ name: 'wasm-blas', blasThreads: 1 }))).toBe(backendFingerprint(one));
     const wasm = await initBackend({ name: 'wasm', blasThreads: 1 });
     expect([wasm.tfBackend, tf.getBackend(), wasm.blasThreads]).toEqual(['wasm', 'wasm', 0]);
     const cpu = await initBackend({ name: 'cpu', blasThreads: 1 });
     expect([cpu.tfBackend, tf.getBackend()]).toEqual(['cpu', 'cpu']);
-    expect(backendFingerprint(cpu)).toMatch(/^backend=cpu;tf=cpu@4\.22\.0;blasThreads=0;openblas=none;libc=(glibc-[\d.]+|musl|unknown);cpu=[a-z0-9]+\//);
+    expect(backendFingerprint(cpu)).toMatch(/^backend=cpu;tf=cpu@4\.22\.0;kernels=\d+;blasThreads=0;openblas=none;libc=(glibc-[\d.]+|musl|unknown);cpu=[a-z0-9]+\//);
   });
 
   it('puts the OpenBLAS core, the C library and the CPU features in the fingerprint', async () => {
