@@ -101,7 +101,7 @@ export async function run(rawArgv: string[]): Promise<number> {
   const whenDone = whenDoneChoice(values);
   const dashboard = dashboardChoice(values, false);
   // The TLS files are checked before the (long) data load: a mistake is reported at once.
-  const security = loadSecurity(securityChoice(values, process.env, 'coordinator', { needsNats: true, fromConfig: configFileSecurity(values) }), 'coordinator');
+  const security = loadSecurity(securityChoice(values, process.env, 'coordinator', { needsNats: true, readsConfig: true, fromConfig: configFileSecurity(values) }), 'coordinator');
   const prepared = await prepareCoordinator(values, 'coordinator');
   logSecurity(prepared.log, security);
   // Started by `bertfleet cluster`: stop when it is gone.

@@ -90,6 +90,8 @@ export function securityChoice(
   o: {
     needsNats: boolean;
     fallback?: { tlsFiles: TlsFiles; natsCredentialsFile: string };
+    /** The command reads a `--config` file, whose `tls` block (if any) is `fromConfig`. */
+    readsConfig?: boolean;
     /** The `tls` block of the `--config` file: below flags and variables, above `fallback`. */
     fromConfig?: { tlsFiles: TlsFiles; natsCredentialsFile?: string };
   },
@@ -108,7 +110,7 @@ export function securityChoice(
   if (tlsFiles === null) {
     throw new UsageError(
       `bertfleet ${command} runs with TLS by default: pass --tls-ca FILE --tls-cert FILE --tls-key FILE ` +
-        `(or set ${TLS_ENV.ca}, ${TLS_ENV.cert}, ${TLS_ENV.key}, or a "tls" block in --config)${o.needsNats ? ` and --nats-creds FILE (or ${NATS_CREDS_ENV})` : ''}, ` +
+        `(or set ${TLS_ENV.ca}, ${TLS_ENV.cert}, ${TLS_ENV.key}${o.readsConfig === true ? ', or a "tls" block in --config' : ''})${o.needsNats ? ` and --nats-creds FILE (or ${NATS_CREDS_ENV})` : ''}, ` +
         `or --insecure to run plaintext without authentication; \`bertfleet pki init\` makes the files`,
     );
   }

@@ -85,6 +85,8 @@ describe('precedence: flags, then environment, then the config file', () => {
   });
 
   it('says every place the files can come from when none is given', () => {
-    expect(() => securityChoice({}, {}, 'coordinator', { needsNats: true })).toThrow(/--tls-ca FILE.*BERTFLEET_TLS_CA.*"tls" block in --config.*--insecure/s);
+    expect(() => securityChoice({}, {}, 'coordinator', { needsNats: true, readsConfig: true })).toThrow(/--tls-ca FILE.*BERTFLEET_TLS_CA.*"tls" block in --config.*--insecure/s);
+    // A command without --config (worker, reducer) does not mention it.
+    expect(() => securityChoice({}, {}, 'worker', { needsNats: true })).toThrow(/BERTFLEET_TLS_KEY\) and --nats-creds/);
   });
 });
