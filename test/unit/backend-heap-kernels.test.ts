@@ -12,6 +12,7 @@ import { dropoutMask } from '../../shared/model/dropout.js';
 import { gelu } from '../../shared/model/bert.js';
 import { sparseSoftmaxCrossEntropy } from '../../shared/model/losses.js';
 import { mulberry32 } from '../helpers/rng.js';
+import { expectClose, floatsOn } from '../helpers/backend-compare.js';
 
 const rand = mulberry32(7);
 const values = (n: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * 10 ** Math.floor(rand() * 6 - 3));
@@ -81,22 +82,6 @@ describe('wasm-blas heap kernels give stock wasm bytes', () => {
   });
 });
 
-async function floatsOn(backend: 'wasm-blas' | 'cpu', f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await initBackend({ name: backend, blasThreads: 1 });
-  const before = tf.memory().numTensors;
-  const out = tf.tidy(f);
-  const res = out.map((t) => Float32Array.from(t.dataSync() as Float32Array));
-  tf.dispose(out);
-  expect(tf.memory().numTensors).toBe(before);
-  return res;
-}
-function close(got: Float32Array[], want: Float32Array[], tol: number, what: string): void {
-  got.forEach((g, i) => {
-    let worst = 0;
-    g.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - want[i]![j]!) / Math.max(1, Math.abs(want[i]![j]!)))));
-    expect(worst, `${what} [${i}]`).toBeLessThanOrEqual(tol);
-  });
-}
 
 describe('wasm-blas fused kernels agree with the stock-op compositions (cpu)', () => {
   it('softmax cross-entropy: loss and gradient, large and tiny class counts', async () => {
@@ -110,7 +95,7 @@ describe('wasm-blas fused kernels agree with the stock-op compositions (cpu)', (
         const loss = (l: tf.Tensor) => tf.sum(tf.mul(sparseSoftmaxCrossEntropy(l, labels), tf.tensor1d(w)));
         return [sparseSoftmaxCrossEntropy(logits, labels), tf.grad(loss)(logits)];
       };
-      close(await floatsOn('wasm-blas', f), await floatsOn('cpu', f), 2e-6, `xent ${n}x${c}`);
+      expectClose(await floatsOn('wasm-blas', f), await floatsOn('cpu', f), 2e-6, `xent ${n}x${c}`);
     }
     await initBackend({ name: 'wasm-blas', blasThreads: 1 });
     expect(() => sparseSoftmaxCrossEntropy(tf.zeros([2, 3]), tf.tensor1d([0, 3], 'int32'))).toThrow(/label in \[0, 3\)/);
@@ -122,7 +107,7 @@ describe('wasm-blas fused kernels agree with the stock-op compositions (cpu)', (
       const t = tf.tensor1d(x);
       return [gelu(t), tf.grad((v: tf.Tensor) => tf.sum(tf.mul(gelu(v), tf.tensor1d(dy))))(t)];
     };
-    close(await floatsOn('wasm-blas', f), await floatsOn('cpu', f), 2e-6, 'gelu');
+    expectClose(await floatsOn('wasm-blas', f), await floatsOn('cpu', f), 2e-6, 'gelu');
   });
   it('every fused kernel gives the same bytes run after run', async () => {
     const x = Float32Array.from({ length: 64 * 3001 }, () => (rand() * 2 - 1) * 5);

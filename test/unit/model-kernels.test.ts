@@ -8,36 +8,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import '../../shared/backend/register-gradients.js';
-import { initBackend } from '../../shared/backend/select.js';
 import { layerNorm, maskedSoftmax } from '../../shared/model/bert.js';
 import { DropoutSites } from '../../shared/model/dropout.js';
 import { mulberry32 } from '../helpers/rng.js';
+import { expectClose, floatsOn } from '../helpers/backend-compare.js';
 
 const rand = mulberry32(11);
 const values = (n: number, spread = 3) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * spread);
 
-async function run(backend: 'wasm' | 'wasm-blas' | 'cpu', f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await initBackend({ name: backend, blasThreads: 1 });
-  const before = tf.memory().numTensors;
-  const out = tf.tidy(f);
-  const res = out.map((t) => Float32Array.from(t.dataSync() as Float32Array));
-  tf.dispose(out);
-  expect(tf.memory().numTensors).toBe(before);
-  return res;
-}
-function close(got: Float32Array[], want: Float32Array[], tol: number, what: string): void {
-  expect(got.length, what).toBe(want.length);
-  got.forEach((g, i) => {
-    expect(g.length, `${what} [${i}] length`).toBe(want[i]!.length);
-    let worst = 0;
-    g.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - want[i]![j]!) / Math.max(1, Math.abs(want[i]![j]!)))));
-    expect(worst, `${what} [${i}]`).toBeLessThanOrEqual(tol);
-  });
-}
 const bytes = (a: Float32Array[]) => a.map((x) => Buffer.from(x.buffer));
 async function deterministic(f: () => tf.Tensor[], what: string): Promise<Float32Array[]> {
-  const a = await run('wasm-blas', f);
-  const b = await run('wasm-blas', f);
+  const a = await floatsOn('wasm-blas', f);
+  const b = await floatsOn('wasm-blas', f);
   bytes(a).forEach((x, i) => expect(x.equals(bytes(b)[i]!), `${what} [${i}] run after run`).toBe(true));
   return a;
 }
@@ -57,7 +39,7 @@ describe('wasm-blas model kernels', () => {
         const grads = tf.grads(loss as (...a: tf.Tensor[]) => tf.Tensor)([xt, p['ln.weight'], p['ln.bias']]);
         return [layerNorm(p, 'ln', xt, 1e-12), ...grads];
       };
-      close(await deterministic(f, 'layerNorm'), await run('cpu', f), w === 1 ? 1e-5 : 2e-5, `layerNorm ${rows}x${w}`);
+      expectClose(await deterministic(f, 'layerNorm'), await floatsOn('cpu', f), w === 1 ? 1e-5 : 2e-5, `layerNorm ${rows}x${w}`);
     }
   });
   it('masked softmax forward and gradient match softmax(x * scale + mask)', async () => {
@@ -71,7 +53,7 @@ describe('wasm-blas model kernels', () => {
       const loss = (v: tf.Tensor) => tf.sum(tf.mul(maskedSoftmax(v, m, 0.125), tf.tensor4d(dy, [B, A, S, S])));
       return [maskedSoftmax(xt, m, 0.125), tf.grad(loss)(xt)];
     };
-    close(await deterministic(f, 'maskedSoftmax'), await run('cpu', f), 2e-6, 'maskedSoftmax');
+    expectClose(await deterministic(f, 'maskedSoftmax'), await floatsOn('cpu', f), 2e-6, 'maskedSoftmax');
   });
   it('dropout without a mask tensor and Transpose give stock wasm bytes', async () => {
     const x = values(4 * 6 * 3 * 5);
@@ -83,7 +65,7 @@ describe('wasm-blas model kernels', () => {
       return [drop(xt), grad, tf.transpose(xt, [0, 2, 1, 3]), tf.transpose(xt, [2, 0, 1, 3]), tf.transpose(tf.reshape(xt, [4, 6, 1, 15]), [0, 2, 1, 3]), tf.transpose(xt, [3, 2, 1, 0])];
     };
     const got = bytes(await deterministic(f, 'dropout/transpose'));
-    const want = bytes(await run('wasm', f));
+    const want = bytes(await floatsOn('wasm', f));
     got.forEach((g, i) => expect(g.equals(want[i]!), `output ${i}`).toBe(true));
   });
 });
