@@ -58,13 +58,15 @@ const counts = { sequences: batchSize, maskedTokens: batchSize * batches[0]!.max
 const rss: { step: number; mb: number }[] = [];
 const rssMb = (): number => Math.round(process.memoryUsage().rss / 1e6);
 const update = { adamW: { beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01 }, clipNorm: 1, schedule: { peakLr: 1e-4, warmupSteps: 0, totalSteps: 1000 } };
+// One gradient buffer per micro-batch index, reused every step, as a worker's compute does (worker/compute.ts).
+const leafBuffers = Array.from({ length: microCount }, () => new Float32Array(replica.layout.total));
 const times: number[] = [];
 const total = Number(values.warmup) + Number(values.steps);
 for (let i = 0; i < total; i++) {
   const t0 = performance.now();
   const leaf = (m: number): Float32Array => {
     const b = batches[(i * microCount + m) % batches.length]!;
-    return microBatchGradient(bert, replica.layout, replica.paramTensors(), b, counts, i * microCount + m).grad;
+    return microBatchGradient(bert, replica.layout, replica.paramTensors(), b, counts, i * microCount + m, { into: leafBuffers[m] }).grad;
   };
   replica.applyGradient(treeSum({ lo: 0, hi: microCount }, leaf), i, update);
   if (i >= Number(values.warmup)) times.push(performance.now() - t0);

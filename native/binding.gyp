@@ -35,7 +35,7 @@
     {
       "target_name": "wasm_blas",
       "dependencies": ["vector_kernels", "fast_kernels"],
-      "sources": ["src/addon.c", "src/args.c", "src/matmul.c", "src/segment.c", "src/unary.c", "src/sum.c", "src/gather.c", "src/dropout.c", "src/transpose.c"],
+      "sources": ["src/addon.c", "src/args.c", "src/matmul.c", "src/segment.c", "src/unary.c", "src/sum.c", "src/gather.c", "src/dropout.c", "src/transpose.c", "src/head_matmul.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O3", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags!": ["-O2"],

@@ -67,6 +67,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"layerNorm", NULL, wb_layer_norm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"maskedSoftmax", NULL, wb_masked_softmax, NULL, NULL, NULL, napi_enumerable, NULL},
       {"transposeRows", NULL, wb_transpose_rows, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"headMatmul", NULL, wb_head_matmul, NULL, NULL, NULL, napi_enumerable, NULL},
       {"addInto", NULL, wb_add_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"adamWStep", NULL, wb_adamw_step, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sumOfSquares", NULL, wb_sum_of_squares, NULL, NULL, NULL, napi_enumerable, NULL},

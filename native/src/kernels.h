@@ -20,6 +20,7 @@ napi_value wb_softmax_xent_grad(napi_env env, napi_callback_info info);
 napi_value wb_layer_norm(napi_env env, napi_callback_info info);
 napi_value wb_masked_softmax(napi_env env, napi_callback_info info);
 napi_value wb_transpose_rows(napi_env env, napi_callback_info info);
+napi_value wb_head_matmul(napi_env env, napi_callback_info info);
 
 /* Flat-vector kernels of the training step (vector.c): typed arrays, not the heap. */
 napi_value wb_add_into(napi_env env, napi_callback_info info);

@@ -38,10 +38,12 @@ export const SOFTMAX_XENT = 'BertfleetSoftmaxXent';
 /** Its gradient: inputs {probs, labels, dy [n]}; output (probs - onehot(labels)) * dy[row]. */
 export const SOFTMAX_XENT_GRAD = 'BertfleetSoftmaxXentGrad';
 
-/** Exact GELU 0.5 x (1 + erf(x / sqrt 2)): input {x}. */
+/**
+ * Exact GELU 0.5 x (1 + erf(x / sqrt 2)): input {x}; outputs [y, dydx] with
+ * dydx = GELU'(x) = 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi),
+ * computed in the same pass (it shares erf), so the backward pass is dy * dydx.
+ */
 export const GELU = 'BertfleetGelu';
-/** Its gradient: inputs {x, dy}; output dy * GELU'(x). */
-export const GELU_GRAD = 'BertfleetGeluGrad';
 
 /**
  * LayerNorm over the last axis: inputs {x [..., w], gamma [w], beta [w]}, attr {eps};
@@ -64,6 +66,24 @@ export interface MaskedSoftmaxAttrs {
 }
 /** Its gradient with respect to x: inputs {y, dy}, attr {scale}; output scale * y * (dy - sum(dy * y)). */
 export const MASKED_SOFTMAX_GRAD = 'BertfleetMaskedSoftmaxGrad';
+
+/**
+ * Attention's per-head products without transposes: inputs {a, b}, attrs
+ * HeadMatmulAttrs; output C[b,h] = op(A[b,h]) @ op(B[b,h]) for every batch item
+ * and head, in the layout `outSplit` names. A split operand is [batch*rows,
+ * heads*cols] (head h is columns [h*cols, (h+1)*cols), as a dense layer's
+ * [tokens, hidden] output holds the heads); a packed one is [batch, heads, rows, cols].
+ */
+export const HEAD_MATMUL = 'BertfleetHeadMatmul';
+export interface HeadMatmulAttrs {
+  batch: number;
+  heads: number;
+  transposeA: boolean;
+  transposeB: boolean;
+  aSplit: boolean;
+  bSplit: boolean;
+  outSplit: boolean;
+}
 
 /** True when the active backend registered `kernelName`. */
 export function backendHas(kernelName: string): boolean {

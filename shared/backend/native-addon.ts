@@ -140,12 +140,12 @@ export interface HeapSoftmaxXentGradSpec {
   dyOffset: number;
   outOffset: number;
 }
-/** GELU over [size] float32; with dyOffset, the gradient dy * GELU'(x) (native/src/gelu.c). */
+/** GELU over [size] float32 into outOffset, and its derivative GELU'(x) into derivOffset (native/src/gelu.c). */
 export interface HeapGeluSpec {
   size: number;
   xOffset: number;
   outOffset: number;
-  dyOffset?: number;
+  derivOffset: number;
 }
 
 /** LayerNorm over [rows, width] (native/src/layernorm.c): forward writes out, mean [rows], rstd [rows]. */
@@ -191,6 +191,27 @@ export interface HeapTransposeRowsSpec {
   elementBytes: number;
 }
 
+/**
+ * Per-head products C[b,h] = op(A[b,h]) @ op(B[b,h]) (native/src/head_matmul.c); each
+ * operand packed [batch, heads, rows, cols] or split [batch*rows, heads*cols] (a head
+ * is a column block, as in a dense layer's output).
+ */
+export interface HeapHeadMatmulSpec {
+  batch: number;
+  heads: number;
+  m: number;
+  n: number;
+  k: number;
+  transposeA: boolean;
+  transposeB: boolean;
+  aOffset: number;
+  aSplit: boolean;
+  bOffset: number;
+  bSplit: boolean;
+  outOffset: number;
+  outSplit: boolean;
+}
+
 export interface NativeBlas {
   /** Returns how many cblas_sgemm calls it made (1 when the batch was folded into m). */
   matmul(heap: ArrayBuffer, spec: HeapMatMulSpec): number;
@@ -207,6 +228,7 @@ export interface NativeBlas {
   layerNorm(heap: ArrayBuffer, spec: HeapLayerNormSpec): void;
   maskedSoftmax(heap: ArrayBuffer, spec: HeapMaskedSoftmaxSpec): void;
   transposeRows(heap: ArrayBuffer, spec: HeapTransposeRowsSpec): void;
+  headMatmul(heap: ArrayBuffer, spec: HeapHeadMatmulSpec): void;
   setNumThreads(threads: number): void;
   getNumThreads(): number;
   /** openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
@@ -320,7 +342,7 @@ function checkExports(mod: Record<string, unknown>, names: readonly string[]): v
 export function loadNativeBlas(): NativeBlas {
   if (cachedBlas !== undefined) return cachedBlas;
   const mod = loadModule();
-  checkExports(mod, ['matmul', 'unsortedSegmentSum', 'unary', 'sumAxis', 'gatherRows', 'dropoutMask', 'softmaxXent', 'softmaxXentGrad', 'gelu', 'layerNorm', 'maskedSoftmax', 'transposeRows', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']);
+  checkExports(mod, ['matmul', 'unsortedSegmentSum', 'unary', 'sumAxis', 'gatherRows', 'dropoutMask', 'softmaxXent', 'softmaxXentGrad', 'gelu', 'layerNorm', 'maskedSoftmax', 'transposeRows', 'headMatmul', 'setNumThreads', 'getNumThreads', 'getConfig', 'getCorename']);
   const b = mod as unknown as NativeBlas;
   const blas: NativeBlas = {
     matmul: (heap, spec) => rethrow(() => b.matmul(heap, spec)),
@@ -335,6 +357,7 @@ export function loadNativeBlas(): NativeBlas {
     layerNorm: (heap, spec) => rethrow(() => b.layerNorm(heap, spec)),
     maskedSoftmax: (heap, spec) => rethrow(() => b.maskedSoftmax(heap, spec)),
     transposeRows: (heap, spec) => rethrow(() => b.transposeRows(heap, spec)),
+    headMatmul: (heap, spec) => rethrow(() => b.headMatmul(heap, spec)),
     setNumThreads: (threads) => rethrow(() => b.setNumThreads(threads)),
     getNumThreads: () => b.getNumThreads(),
     getConfig: () => b.getConfig(),

@@ -12,8 +12,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
 import {
-  DROPOUT_APPLY, DROPOUT_MASK, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD,
-  SOFTMAX_XENT, SOFTMAX_XENT_GRAD, type DropoutMaskAttrs, type LayerNormAttrs, type MaskedSoftmaxAttrs,
+  DROPOUT_APPLY, DROPOUT_MASK, GELU, HEAD_MATMUL, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD,
+  SOFTMAX_XENT, SOFTMAX_XENT_GRAD, type DropoutMaskAttrs, type HeadMatmulAttrs, type LayerNormAttrs, type MaskedSoftmaxAttrs,
 } from './custom-kernels.js';
 import type { NativeBlas } from './native-addon.js';
 
@@ -193,22 +193,55 @@ function softmaxXentGradKernel(native: NativeBlas): tf.KernelFunc {
   }) as unknown as tf.KernelFunc;
 }
 
-function geluKernel(native: NativeBlas, backward: boolean): tf.KernelFunc {
+/** One head's stored matrix [rows, cols] in a packed or split operand. */
+function headMatrix(t: tf.TensorInfo, split: boolean, batch: number, heads: number, what: string): [number, number] {
+  const s = t.shape;
+  if (split && s.length === 2 && s[0]! % batch === 0 && s[1]! % heads === 0) return [s[0]! / batch, s[1]! / heads];
+  if (!split && s.length === 4 && s[0] === batch && s[1] === heads) return [s[2]!, s[3]!];
+  const want = split ? `[${batch} x rows, ${heads} x cols] (split)` : `[${batch}, ${heads}, rows, cols] (packed)`;
+  throw new BackendError(`wasm-blas ${HEAD_MATMUL} ${what}: expected ${want}, got [${s}]`);
+}
+
+function headMatmulKernel(native: NativeBlas): tf.KernelFunc {
+  return ((args: Args) => {
+    const { backend: b } = args;
+    const x = args.inputs['a']!;
+    const y = args.inputs['b']!;
+    const at = args.attrs as unknown as HeadMatmulAttrs;
+    requireDtype(x, 'float32', `${HEAD_MATMUL} a`);
+    requireDtype(y, 'float32', `${HEAD_MATMUL} b`);
+    const [ar, ac] = headMatrix(x, at.aSplit, at.batch, at.heads, 'a');
+    const [br, bc] = headMatrix(y, at.bSplit, at.batch, at.heads, 'b');
+    const [m, k] = at.transposeA ? [ac, ar] : [ar, ac];
+    const [kb, n] = at.transposeB ? [bc, br] : [br, bc];
+    if (k !== kb) throw new BackendError(`wasm-blas ${HEAD_MATMUL}: expected b's inner dimension ${k} (a's), got ${kb}`);
+    const shape = at.outSplit ? [at.batch * m, at.heads * n] : [at.batch, at.heads, m, n];
+    return withOutput(b, shape, 'float32', (out) =>
+      native.headMatmul(heap(b), {
+        batch: at.batch, heads: at.heads, m, n, k, transposeA: at.transposeA, transposeB: at.transposeB,
+        aOffset: offset(b, x, 'a'), aSplit: at.aSplit, bOffset: offset(b, y, 'b'), bSplit: at.bSplit,
+        outOffset: offset(b, out, 'out'), outSplit: at.outSplit,
+      }),
+    );
+  }) as unknown as tf.KernelFunc;
+}
+
+function geluKernel(native: NativeBlas): tf.KernelFunc {
   return ((args: Args) => {
     const { backend: b } = args;
     const x = args.inputs['x']!;
     requireDtype(x, 'float32', `${GELU} x`);
-    const dy = backward ? args.inputs['dy']! : undefined;
-    if (dy !== undefined) {
-      requireDtype(dy, 'float32', `${GELU_GRAD} dy`);
-      if (product(dy.shape) !== product(x.shape)) throw new BackendError(`wasm-blas ${GELU_GRAD}: expected dy [${x.shape}], got [${dy.shape}]`);
-    }
-    return withOutput(b, [...x.shape], 'float32', (out) =>
+    const y = b.makeOutput([...x.shape], 'float32');
+    const dydx = b.makeOutput([...x.shape], 'float32');
+    try {
       native.gelu(heap(b), {
-        size: product(x.shape), xOffset: offset(b, x, 'x'), outOffset: offset(b, out, 'out'),
-        ...(dy !== undefined ? { dyOffset: offset(b, dy, 'dy') } : {}),
-      }),
-    );
+        size: product(x.shape), xOffset: offset(b, x, 'x'), outOffset: offset(b, y, 'y'), derivOffset: offset(b, dydx, 'dydx'),
+      });
+    } catch (err) {
+      for (const t of [y, dydx]) b.disposeData(t.dataId);
+      throw err;
+    }
+    return [y, dydx];
   }) as unknown as tf.KernelFunc;
 }
 
@@ -323,7 +356,7 @@ function maskedSoftmaxKernel(native: NativeBlas, backward: boolean): tf.KernelFu
 export const HEAP_KERNELS: readonly string[] = [tf.Sum, tf.GatherV2, tf.Identity, tf.Cast, tf.Transpose];
 
 /** Kernels this file adds (custom-kernels.ts). */
-export const ADDED_KERNELS: readonly string[] = [DROPOUT_MASK, DROPOUT_APPLY, SOFTMAX_XENT, SOFTMAX_XENT_GRAD, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD];
+export const ADDED_KERNELS: readonly string[] = [DROPOUT_MASK, DROPOUT_APPLY, SOFTMAX_XENT, SOFTMAX_XENT_GRAD, GELU, HEAD_MATMUL, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD];
 
 /** Replaces HEAP_KERNELS on `backendName` (a copy of wasm's kernels) and adds ADDED_KERNELS. */
 export function registerHeapKernels(native: NativeBlas, backendName: string): void {
@@ -346,8 +379,8 @@ export function registerHeapKernels(native: NativeBlas, backendName: string): vo
     [DROPOUT_APPLY]: dropoutApplyKernel(native),
     [SOFTMAX_XENT]: softmaxXentKernel(native),
     [SOFTMAX_XENT_GRAD]: softmaxXentGradKernel(native),
-    [GELU]: geluKernel(native, false),
-    [GELU_GRAD]: geluKernel(native, true),
+    [GELU]: geluKernel(native),
+    [HEAD_MATMUL]: headMatmulKernel(native),
     [LAYER_NORM]: layerNormKernel(native),
     [LAYER_NORM_GRAD]: layerNormGradKernel(native),
     [MASKED_SOFTMAX]: maskedSoftmaxKernel(native, false),

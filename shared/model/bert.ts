@@ -7,8 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  backendHas, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD,
-  type LayerNormAttrs, type MaskedSoftmaxAttrs,
+  backendHas, GELU, HEAD_MATMUL, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD,
+  type HeadMatmulAttrs, type LayerNormAttrs, type MaskedSoftmaxAttrs,
 } from '../backend/custom-kernels.js';
 import type { BertConfig } from './config.js';
 import { DropoutSites } from './dropout.js';
@@ -75,14 +75,15 @@ export function layerNorm(p: Params, prefix: string, x: tf.Tensor, eps: number):
   return tf.add(tf.mul(normed, param(p, `${prefix}.weight`)), param(p, `${prefix}.bias`));
 }
 
-/** GELU and its gradient as one backend kernel each (wasm-blas: one native pass over the heap). */
+/**
+ * GELU as one backend kernel (wasm-blas: one native pass over the heap) that
+ * also gives GELU'(x), kept for the backward pass: dy * GELU'(x), one multiply.
+ */
 const geluKernel = tf.customGrad(((...args: unknown[]) => {
   const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
-  save([x]);
-  return {
-    value: tf.engine().runKernel(GELU, { x }) as tf.Tensor,
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(GELU_GRAD, { x: saved[0]!, dy }) as tf.Tensor,
-  };
+  const [y, dydx] = tf.engine().runKernel(GELU, { x }) as tf.Tensor[];
+  save([dydx!]);
+  return { value: y!, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, saved[0]!) };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
 
 /** Exact GELU, as BERT's `gelu`: 0.5 x (1 + erf(x / sqrt 2)); one kernel where the backend has it. */
@@ -121,6 +122,49 @@ export function maskedSoftmax(scores: tf.Tensor, maskAdd: tf.Tensor, scale: numb
   return op(scores, maskAdd);
 }
 
+type HeadLayouts = Pick<HeadMatmulAttrs, 'transposeA' | 'transposeB' | 'aSplit' | 'bSplit' | 'outSplit'>;
+function headMatmul(a: tf.Tensor, b: tf.Tensor, batch: number, heads: number, l: HeadLayouts): tf.Tensor {
+  const attrs: HeadMatmulAttrs = { batch, heads, ...l };
+  return tf.engine().runKernel(HEAD_MATMUL, { a, b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/**
+ * Attention scores Q_h K_h^T [b, heads, s, s] straight from the query and key
+ * projections [b*s, H] (heads as column blocks), and their gradients back in
+ * that layout: the products tf.matMul(q, k, false, true) and its gradient
+ * make, without the transposes into and out of [b, heads, s, d].
+ */
+function headScores(q: tf.Tensor, k: tf.Tensor, batch: number, heads: number): tf.Tensor {
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const [qq, kk, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([qq, kk]);
+    return {
+      value: headMatmul(qq, kk, batch, heads, { transposeA: false, transposeB: true, aSplit: true, bSplit: true, outSplit: false }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        headMatmul(dy, saved[1]!, batch, heads, { transposeA: false, transposeB: false, aSplit: false, bSplit: true, outSplit: true }),
+        headMatmul(dy, saved[0]!, batch, heads, { transposeA: true, transposeB: false, aSplit: false, bSplit: true, outSplit: true }),
+      ],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (q: tf.Tensor, k: tf.Tensor) => tf.Tensor;
+  return op(q, k);
+}
+
+/** The context P_h V_h as [b*s, H] (heads as column blocks) from probs [b, heads, s, s] and the value projection [b*s, H]. */
+function headContext(probs: tf.Tensor, v: tf.Tensor, batch: number, heads: number): tf.Tensor2D {
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const [pp, vv, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([pp, vv]);
+    return {
+      value: headMatmul(pp, vv, batch, heads, { transposeA: false, transposeB: false, aSplit: false, bSplit: true, outSplit: true }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        headMatmul(dy, saved[1]!, batch, heads, { transposeA: false, transposeB: true, aSplit: true, bSplit: true, outSplit: false }),
+        headMatmul(saved[0]!, dy, batch, heads, { transposeA: true, transposeB: false, aSplit: false, bSplit: true, outSplit: true }),
+      ],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (p: tf.Tensor, v: tf.Tensor) => tf.Tensor2D;
+  return op(probs, v);
+}
+
 /** [b*s, H] -> [b, heads, s, d] */
 function splitHeads(x: tf.Tensor2D, batch: number, seq: number, heads: number): tf.Tensor4D {
   const d = x.shape[1] / heads;
@@ -139,12 +183,13 @@ function attention(
 ): tf.Tensor2D {
   const A = c.num_attention_heads;
   const d = c.hidden_size / A;
-  const q = splitHeads(linear(p, `${prefix}.self.query`, x), batch, seq, A);
-  const k = splitHeads(linear(p, `${prefix}.self.key`, x), batch, seq, A);
-  const v = splitHeads(linear(p, `${prefix}.self.value`, x), batch, seq, A);
-  const probs = drop.apply(maskedSoftmax(tf.matMul(q, k, false, true), maskAdd, 1 / Math.sqrt(d)), c.attention_probs_dropout_prob); // [b, A, s, s]
-  const context = tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]); // [b, s, A, d]
-  const merged = tf.reshape(context, [batch * seq, c.hidden_size]) as tf.Tensor2D;
+  const [q, k, v] = (['query', 'key', 'value'] as const).map((n) => linear(p, `${prefix}.self.${n}`, x)) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]; // [b*s, H]
+  const perHead = backendHas(HEAD_MATMUL);
+  const scores = perHead ? headScores(q, k, batch, A) : tf.matMul(splitHeads(q, batch, seq, A), splitHeads(k, batch, seq, A), false, true); // [b, A, s, s]
+  const probs = drop.apply(maskedSoftmax(scores, maskAdd, 1 / Math.sqrt(d)), c.attention_probs_dropout_prob);
+  const merged = perHead
+    ? headContext(probs, v, batch, A)
+    : (tf.reshape(tf.transpose(tf.matMul(probs, splitHeads(v, batch, seq, A)), [0, 2, 1, 3]), [batch * seq, c.hidden_size]) as tf.Tensor2D); // [b*s, H]
   const projected = drop.apply(linear(p, `${prefix}.output.dense`, merged), c.hidden_dropout_prob);
   return layerNorm(p, `${prefix}.output.LayerNorm`, tf.add(projected, x), c.layer_norm_eps) as tf.Tensor2D;
 }

@@ -11,6 +11,7 @@ import type { BertConfig } from '../model/config.js';
 import { classificationLoss, pretrainingLoss, type GlobalCounts } from '../model/losses.js';
 import { classifyTensors, maskedTokenCount, pretrainTensors, type BatchArrays } from './batches.js';
 import { grads as gradsOf } from './backprop.js';
+import { readFloatsInto } from '../backend/read-into.js';
 import type { FlatLayout } from './flat.js';
 
 /** Sums over a micro-batch; added up (in tree order) over the global batch. */
@@ -80,7 +81,7 @@ export function microBatchGradient(
     })(xs),
   );
   const grad = into ?? new Float32Array(layout.total);
-  grads.forEach((g, i) => grad.set(g.dataSync() as Float32Array, layout.offsets[i]!));
+  grads.forEach((g, i) => readFloatsInto(g, grad, layout.offsets[i]!));
   tf.dispose(grads);
   const stats = readStats(batch, kept, masked);
   tf.dispose(kept);

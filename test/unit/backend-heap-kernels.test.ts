@@ -11,6 +11,7 @@ import { initBackend } from '../../shared/backend/select.js';
 import { dropoutMask } from '../../shared/model/dropout.js';
 import { gelu } from '../../shared/model/bert.js';
 import { sparseSoftmaxCrossEntropy } from '../../shared/model/losses.js';
+import { HEAD_MATMUL, type HeadMatmulAttrs } from '../../shared/backend/custom-kernels.js';
 import { mulberry32 } from '../helpers/rng.js';
 import { expectClose, floatsOn } from '../helpers/backend-compare.js';
 
@@ -108,6 +109,50 @@ describe('wasm-blas fused kernels agree with the stock-op compositions (cpu)', (
       return [gelu(t), tf.grad((v: tf.Tensor) => tf.sum(tf.mul(gelu(v), tf.tensor1d(dy))))(t)];
     };
     expectClose(await floatsOn('wasm-blas', f), await floatsOn('cpu', f), 2e-6, 'gelu');
+  });
+  it('per-head attention products (HEAD_MATMUL) give the bytes of the transposing path, gradients too', async () => {
+    const [batch, seq, heads, d] = [3, 17, 4, 8];
+    const H = heads * d;
+    const unit = (n: number) => Float32Array.from({ length: n }, () => rand() * 2 - 1);
+    const [q, k, v, dy] = [unit(batch * seq * H), unit(batch * seq * H), unit(batch * seq * H), unit(batch * seq * H)];
+    const attrs = (l: Omit<HeadMatmulAttrs, 'batch' | 'heads'>) => ({ batch, heads, ...l }) as unknown as tf.NamedAttrMap;
+    const split = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [batch, seq, heads, d]), [0, 2, 1, 3]); // [b*s, H] -> [b, A, s, d]
+    const merge = (t: tf.Tensor) => tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [batch * seq, H]);
+    const viaTranspose = () => {
+      const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => merge(tf.matMul(tf.softmax(tf.matMul(split(a), split(b), false, true)), split(c)));
+      const [tq, tk, tv] = [tf.tensor2d(q, [batch * seq, H]), tf.tensor2d(k, [batch * seq, H]), tf.tensor2d(v, [batch * seq, H])];
+      const out = f(tq, tk, tv);
+      return [out, ...tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, b, c), tf.tensor2d(dy, [batch * seq, H]))))([tq, tk, tv])];
+    };
+    const perHead = () => {
+      const run = (a: tf.Tensor, b: tf.Tensor, l: Omit<HeadMatmulAttrs, 'batch' | 'heads'>) => tf.engine().runKernel(HEAD_MATMUL, { a, b }, attrs(l)) as tf.Tensor;
+      const [tq, tk, tv] = [tf.tensor2d(q, [batch * seq, H]), tf.tensor2d(k, [batch * seq, H]), tf.tensor2d(v, [batch * seq, H])];
+      const g = tf.tensor2d(dy, [batch * seq, H]);
+      const scores = run(tq, tk, { transposeA: false, transposeB: true, aSplit: true, bSplit: true, outSplit: false });
+      const p = tf.softmax(scores);
+      const out = run(p, tv, { transposeA: false, transposeB: false, aSplit: false, bSplit: true, outSplit: true });
+      // The backward products by hand, as the model's headContext/headScores gradients make them.
+      const dp = run(g, tv, { transposeA: false, transposeB: true, aSplit: true, bSplit: true, outSplit: false });
+      const dv = run(p, g, { transposeA: true, transposeB: false, aSplit: false, bSplit: true, outSplit: true });
+      const ds = tf.mul(tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true)), p);
+      const dq = run(ds, tk, { transposeA: false, transposeB: false, aSplit: false, bSplit: true, outSplit: true });
+      const dk = run(ds, tq, { transposeA: true, transposeB: false, aSplit: false, bSplit: true, outSplit: true });
+      return [out, dq, dk, dv];
+    };
+    const want = await floatsOn('wasm-blas', viaTranspose);
+    expectClose(await floatsOn('wasm-blas', perHead), want, 1e-5, 'per-head vs transposed');
+    expectClose(want, await floatsOn('cpu', viaTranspose), 1e-5, 'transposed path on wasm-blas vs cpu');
+    // The forward products alone are the same sgemm calls: the same bytes.
+    const fwd = (f: () => tf.Tensor[]) => () => f().slice(0, 1);
+    const a = await bytesOn('wasm-blas', fwd(perHead));
+    const b = await bytesOn('wasm-blas', fwd(viaTranspose));
+    expect(Buffer.from(a[0]!).equals(Buffer.from(b[0]!))).toBe(true);
+    await initBackend({ name: 'wasm-blas', blasThreads: 1 });
+    const bad = { transposeA: false, transposeB: true, aSplit: true, bSplit: false, outSplit: false };
+    expect(() => tf.engine().runKernel(HEAD_MATMUL, { a: tf.zeros([batch * seq, H]), b: tf.zeros([batch * seq, H]) }, attrs(bad)))
+      .toThrow(/BertfleetHeadMatmul b: expected \[3, 4, rows, cols\] \(packed\), got \[51,32\]/);
+    expect(() => tf.engine().runKernel(HEAD_MATMUL, { a: tf.zeros([batch * seq, H]), b: tf.zeros([batch * 5, H]) }, attrs({ ...bad, transposeB: false, bSplit: true })))
+      .toThrow(/expected b's inner dimension 8 \(a's\), got 5/);
   });
   it('every fused kernel gives the same bytes run after run', async () => {
     const x = Float32Array.from({ length: 64 * 3001 }, () => (rand() * 2 - 1) * 5);
