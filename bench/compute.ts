@@ -66,9 +66,9 @@ export async function run(argv: string[]): Promise<number> {
       const r = runTorch(torch, ['train', '--config', preset, '--batch', '32', '--threads', String(threads), '--steps', steps, '--warmup', '2', ...microArgs], timeoutMs(preset, 1_200_000));
       console.log(JSON.stringify({ load: started, ...r }));
       if (!failed(r)) ref = r['seq_per_s'] as number;
-      rows.push(`| ${preset} | pytorch | ${threads} | ${micro ?? 32} | ${failed(r) ? `failed: ${r.error.slice(0, 80)}` : ref} | 1.00 | ${failed(r) ? '-' : String(r['rss_max_mb'])} | - | ${started} |`);
+      rows.push(`| ${preset} | pytorch | ${failed(r) ? '-' : String(r['openblas_core'] ?? '-')} | ${threads} | ${micro ?? 32} | ${failed(r) ? `failed: ${r.error.slice(0, 80)}` : ref} | 1.00 | ${failed(r) ? '-' : String(r['rss_max_mb'])} | - | ${started} |`);
     } else {
-      rows.push(`| ${preset} | pytorch (not installed) | ${threads} | ${micro ?? 32} | - | - | - | - | - |`);
+      rows.push(`| ${preset} | pytorch (not installed) | - | ${threads} | ${micro ?? 32} | - | - | - | - | - |`);
     }
     for (const backend of backends) {
       const slow = backend === 'wasm' || backend === 'cpu';
@@ -79,14 +79,14 @@ export async function run(argv: string[]): Promise<number> {
       const r = runJson(process.execPath, args, { cwd: ROOT, timeoutMs: timeoutMs(preset, slow ? 600_000 : 1_800_000) });
       console.log(JSON.stringify({ backend, preset, load: started, ...r }));
       if (failed(r)) {
-        rows.push(`| ${preset} | ${backend} | ${threads} | ${micro ?? 32} | failed: ${r.error.slice(0, 80)} | - | - | - | ${started} |`);
+        rows.push(`| ${preset} | ${backend} | - | ${threads} | ${micro ?? 32} | failed: ${r.error.slice(0, 80)} | - | - | - | ${started} |`);
       } else {
         const seqPerS = r['seq_per_s'] as number;
-        rows.push(`| ${preset} | ${backend} | ${threads} | ${micro ?? 32} | ${seqPerS} | ${ref ? (seqPerS / ref).toFixed(2) : '-'} | ${String(r['rss_max_mb'])} | ${String(r['wasm_heap_mb'] ?? '-')} | ${started} |`);
+        rows.push(`| ${preset} | ${backend} | ${String(r['openblas_core'] ?? '-')} | ${threads} | ${micro ?? 32} | ${seqPerS} | ${ref ? (seqPerS / ref).toFixed(2) : '-'} | ${String(r['rss_max_mb'])} | ${String(r['wasm_heap_mb'] ?? '-')} | ${started} |`);
       }
     }
   }
-  console.log(`\n| preset | implementation | threads | micro-batch | seq/s | ÷ PyTorch | peak RSS MB | wasm heap MB | load |\n|---|---|---|---|---|---|---|---|---|\n${rows.join('\n')}`);
+  console.log(`\n| preset | implementation | OpenBLAS core | threads | micro-batch | seq/s | ÷ PyTorch | peak RSS MB | wasm heap MB | load |\n|---|---|---|---|---|---|---|---|---|---|\n${rows.join('\n')}`);
   if (rssSteps !== undefined) console.log(`\n${rssLine(presets[0]!, backends[0]!, rssSteps, rssEvery, [...microArgs, '--threads', String(threads)])}`);
   return 0;
 }

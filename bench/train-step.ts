@@ -85,7 +85,7 @@ const wasmHeap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } })
 times.sort((a, b) => a - b);
 const med = times[Math.floor(times.length / 2)]!;
 console.log(JSON.stringify({
-  bench: 'train', impl: 'bertfleet', backend: info.name, config: values.preset, threads: info.blasThreads, batch: batchSize, micro, seq,
+  bench: 'train', impl: 'bertfleet', backend: info.name, openblas_core: info.openblasCore?.coretype ?? null, config: values.preset, threads: info.blasThreads, batch: batchSize, micro, seq,
   params: replica.params.length, step_ms_median: Math.round(med * 10) / 10, seq_per_s: Math.round((batchSize / med) * 1000 * 100) / 100,
   tensors_live: tf.memory().numTensors, rss_mb: rssMb(), rss_max_mb: Math.round(process.resourceUsage().maxRSS / 1e3),
   // The wasm heap only grows, so its size is the step's peak (its limit is 4 GiB).
