@@ -14,6 +14,11 @@ processes. Each prints one JSON line on stdout, with the OpenBLAS core the proce
 Needs Debian's python3-torch (1.13) and OpenBLAS; run it with /usr/bin/python3.
 """
 import argparse, ctypes, json, math, os, resource, socket, time
+
+# With --threads > 1, PyTorch's OpenMP workers spin between ops by default and take the cores
+# OpenBLAS's threads need (measured here: 2 threads 0.6x of 1 thread; passive: 1.4x). Set before
+# torch loads; a value in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp

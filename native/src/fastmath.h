@@ -8,9 +8,12 @@
 
 #include <stdint.h>
 
-/* AVX2 and baseline builds of a loop, picked at load time; both give the same bytes (no FMA). */
+/*
+ * AVX-512, AVX2 and baseline builds of a loop, picked at load time; all give the same bytes: no FMA
+ * (-ffp-contract=off), elementwise IEEE operations, and every sum over fixed lanes written out.
+ */
 #if defined(__x86_64__) && defined(__GNUC__)
-#define WB_CLONES __attribute__((target_clones("avx2", "default")))
+#define WB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define WB_CLONES
 #endif

@@ -20,9 +20,9 @@
 
 static inline double lane_sum(const double acc[4]) { return (acc[0] + acc[1]) + (acc[2] + acc[3]); }
 
-WB_CLONES static void ln_fwd(int64_t rows, int64_t w, const float *x, const float *gamma,
-                             const float *beta, double eps, float *y, float *mean_out,
-                             float *rstd_out) {
+WB_CLONES static void ln_fwd(int64_t rows, int64_t w, const float *restrict x, const float *restrict gamma,
+                             const float *restrict beta, double eps, float *restrict y, float *restrict mean_out,
+                             float *restrict rstd_out) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * w;
     float *yr = y + r * w;
@@ -49,9 +49,9 @@ WB_CLONES static void ln_fwd(int64_t rows, int64_t w, const float *x, const floa
   }
 }
 
-WB_CLONES static void ln_bwd(int64_t rows, int64_t w, const float *x, const float *gamma,
-                             const float *mean, const float *rstd, const float *dy, float *dx,
-                             float *dgamma, float *dbeta) {
+WB_CLONES static void ln_bwd(int64_t rows, int64_t w, const float *restrict x, const float *restrict gamma,
+                             const float *restrict mean, const float *restrict rstd, const float *restrict dy,
+                             float *restrict dx, float *restrict dgamma, float *restrict dbeta) {
   for (int64_t j = 0; j < w; j++) dgamma[j] = 0.0f, dbeta[j] = 0.0f;
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * w;
@@ -150,7 +150,10 @@ napi_value wb_layer_norm(napi_env env, napi_callback_info info) {
       !wb_check_disjoint(env, &ro, &rs) || !wb_check_disjoint(env, &rdg, &rdb) ||
       !wb_check_disjoint(env, &rdg, &rd) || !wb_check_disjoint(env, &rdb, &rd) ||
       !wb_check_disjoint(env, &rdg, &rx) || !wb_check_disjoint(env, &rdb, &rx) ||
-      !wb_check_disjoint(env, &rdg, &ro) || !wb_check_disjoint(env, &rdb, &ro))
+      !wb_check_disjoint(env, &rdg, &ro) || !wb_check_disjoint(env, &rdb, &ro) ||
+      !wb_check_disjoint(env, &rdg, &rg) || !wb_check_disjoint(env, &rdb, &rg) ||
+      !wb_check_disjoint(env, &rdg, &rm) || !wb_check_disjoint(env, &rdb, &rm) ||
+      !wb_check_disjoint(env, &rdg, &rs) || !wb_check_disjoint(env, &rdb, &rs))
     return NULL;
   ln_bwd(rows, w, x, gamma, (const float *)(heap.data + m_off), (const float *)(heap.data + s_off),
          (const float *)(heap.data + d_off), out, (float *)(heap.data + dg_off),

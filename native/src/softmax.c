@@ -15,8 +15,8 @@
 
 static inline double lane_sum4(const double a[4]) { return (a[0] + a[1]) + (a[2] + a[3]); }
 
-WB_CLONES static void softmax_fwd(int64_t outer, int64_t inner, int64_t n, float scale, const float *x,
-                                  const float *mask, float *y) {
+WB_CLONES static void softmax_fwd(int64_t outer, int64_t inner, int64_t n, float scale, const float *restrict x,
+                                  const float *restrict mask, float *restrict y) {
   for (int64_t o = 0; o < outer; o++) {
     const float *mo = mask + o * n;
     for (int64_t r = 0; r < inner; r++) {
@@ -40,8 +40,8 @@ WB_CLONES static void softmax_fwd(int64_t outer, int64_t inner, int64_t n, float
   }
 }
 
-WB_CLONES static void softmax_bwd(int64_t rows, int64_t n, float scale, const float *y, const float *dy,
-                                  float *dx) {
+WB_CLONES static void softmax_bwd(int64_t rows, int64_t n, float scale, const float *restrict y,
+                                  const float *restrict dy, float *restrict dx) {
   for (int64_t r = 0; r < rows; r++) {
     const float *yr = y + r * n;
     const float *dr = dy + r * n;
