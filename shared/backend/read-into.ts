@@ -8,10 +8,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
+import { heapOffset, type HeapDataMap } from './heap-offset.js';
 
 interface MaybeWasm {
   wasm?: { HEAPU8?: Uint8Array };
-  dataIdMap?: { get(id: tf.DataId): { memoryOffset?: number | null } | undefined };
+  dataIdMap?: HeapDataMap;
 }
 
 export function readFloatsInto(t: tf.Tensor, dst: Float32Array, at: number): void {
@@ -21,10 +22,12 @@ export function readFloatsInto(t: tf.Tensor, dst: Float32Array, at: number): voi
   }
   const b = tf.engine().findBackend(tf.getBackend()) as unknown as MaybeWasm;
   const heap = b.wasm?.HEAPU8;
-  const offset = b.dataIdMap?.get(t.dataId)?.memoryOffset;
-  if (heap instanceof Uint8Array && typeof offset === 'number' && offset % 4 === 0) {
-    dst.set(new Float32Array(heap.buffer, heap.byteOffset + offset, t.size), at);
-    return;
+  if (heap instanceof Uint8Array && b.dataIdMap !== undefined) {
+    const offset = heapOffset(b.dataIdMap, t, 'readFloatsInto');
+    if (offset % 4 === 0) {
+      dst.set(new Float32Array(heap.buffer, heap.byteOffset + offset, t.size), at);
+      return;
+    }
   }
   dst.set(t.dataSync() as Float32Array, at);
 }

@@ -23,6 +23,7 @@ import '@tensorflow/tfjs-backend-wasm'; // registers the 'wasm' backend and its 
 import { registerOneHotFix } from './wasm-one-hot.js';
 import { registerUnaryKernels } from './wasm-unary.js';
 import { HEAP_KERNELS, registerHeapKernels } from './wasm-heap-kernels.js';
+import { heapOffset } from './heap-offset.js';
 import { BackendError, ShapeError } from '../errors.js';
 import { ACTIVATION_CODES, type ActivationName, type NativeBlas, loadNativeBlas } from './native-addon.js';
 
@@ -54,11 +55,7 @@ function heapOf(backend: BackendWasmInternals): ArrayBuffer {
 }
 
 function offsetOf(backend: BackendWasmInternals, t: tf.TensorInfo, what: string): number {
-  const data = backend.dataIdMap.get(t.dataId);
-  if (data == null || typeof data.memoryOffset !== 'number') {
-    throw new BackendError(`${what}: expected a tensor on the wasm heap, got ${data == null ? 'unknown dataId' : 'no memoryOffset'}`);
-  }
-  return data.memoryOffset;
+  return heapOffset(backend.dataIdMap, t, what);
 }
 
 /** Throws BackendError unless `backend` still has the BackendWasm internals this file uses. */

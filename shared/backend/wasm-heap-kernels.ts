@@ -15,6 +15,7 @@ import {
   DROPOUT_APPLY, DROPOUT_MASK, GELU, HEAD_MATMUL, LAYER_NORM, LAYER_NORM_GRAD, MASKED_SOFTMAX, MASKED_SOFTMAX_GRAD,
   SOFTMAX_XENT, SOFTMAX_XENT_GRAD, type DropoutMaskAttrs, type HeadMatmulAttrs, type LayerNormAttrs, type MaskedSoftmaxAttrs,
 } from './custom-kernels.js';
+import { heapOffset } from './heap-offset.js';
 import type { NativeBlas } from './native-addon.js';
 
 interface HeapBackend {
@@ -30,9 +31,7 @@ function heap(b: HeapBackend): ArrayBuffer {
   return b.wasm.HEAPU8.buffer as ArrayBuffer;
 }
 function offset(b: HeapBackend, t: tf.TensorInfo, what: string): number {
-  const at = b.dataIdMap.get(t.dataId)?.memoryOffset;
-  if (typeof at !== 'number') throw new BackendError(`wasm-blas ${what}: expected a tensor on the wasm heap, got none`);
-  return at;
+  return heapOffset(b.dataIdMap, t, what);
 }
 const product = (dims: readonly number[]): number => dims.reduce((p, d) => p * d, 1);
 
