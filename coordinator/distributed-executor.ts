@@ -34,20 +34,20 @@ import type { RunConfig } from '../shared/config/run-config.js';
 import { BertfleetError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { TrainPhase } from '../shared/training/phase-settings.js';
-import type { Range } from '../shared/training/tree-sum.js';
 import { Waiters } from '../shared/async/waiters.js';
 import { AuditBook } from './audit-book.js';
 import { auditDue, planAudit, type AuditPlan } from './audit-plan.js';
 import { ChecksumBook } from './checksum-book.js';
 import { ComputeFingerprint, type PinnedCompute } from './compute-fingerprint.js';
-import { EvalCollection } from './eval-collection.js';
+import type { EvalCollection } from './eval-collection.js';
+import { describeBlocks, EvalDispatch, withdraw } from './eval-dispatch.js';
 import type { EvalOutcome, EvalWork, PhaseSetup, StepExecutor, StepOutcome, StepWork } from './executor.js';
 import { Membership, type Member } from './membership.js';
 import { partition, type Block } from './partition.js';
 import { ReducedStore, stepOrder } from './reduced-store.js';
 import { StateSnapshots, type PackedState, type PhaseStateView } from './state-snapshot.js';
 import { StepRound } from './step-round.js';
-import { TaskLog, type EvalTask, type TrainTask } from './task-log.js';
+import { TaskLog, type TrainTask } from './task-log.js';
 import { WorkerSpeeds } from './worker-speeds.js';
 
 /** How long a resumed run waits for all `expectedWorkers` before it goes on with fewer. */
@@ -142,8 +142,7 @@ export class DistributedExecutor implements StepExecutor {
   private readonly remotes: readonly RemoteReducer[];
   private readonly pool: ChunkPool;
   private lastReduced = -1;
-  private evalTasks: EvalTask[] = [];
-  private evalRun: EvalCollection | null = null;
+  private readonly evals: EvalDispatch;
   private fatalError: Error | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private started = false;
@@ -158,6 +157,10 @@ export class DistributedExecutor implements StepExecutor {
     this.checksums = new ChecksumBook((err) => this.fail(err));
     this.audits = new AuditBook({ log: opts.log, onMismatch: (err) => this.fail(err) });
     this.speeds = new WorkerSpeeds({ log: opts.log });
+    this.evals = new EvalDispatch({
+      tasks: this.tasks, membership: this.membership, speeds: this.speeds, log: this.log,
+      liveIds: () => this.liveIds(), recover: (id) => void this.recover(id),
+    });
     this.compute = new ComputeFingerprint(opts.pinnedCompute ?? null, opts.log);
     this.pool = new ChunkPool(opts.config.cluster.chunkBytes / 4);
     this.remotes = opts.reducers ?? [];
@@ -192,7 +195,7 @@ export class DistributedExecutor implements StepExecutor {
     }
     this.fatalError = err;
     for (const s of this.slots) s.round.fail(err);
-    this.evalRun?.fail(err);
+    this.evals.fail(err);
     this.changed.wake();
   }
 
@@ -325,18 +328,7 @@ export class DistributedExecutor implements StepExecutor {
     // The phase's last audits are compared before its results count (a worker that left drops its own).
     await this.audits.settled(this.opts.config.cluster.heartbeatTimeoutMs);
     this.throwIfFailed();
-    if (work.chunks.length === 0) return { stats: [], predictions: [] };
-    const ids = await this.liveIds();
-    const blocks = partition(work.chunks.length, ids, { weights: this.speeds.weights(ids) });
-    const task = this.tasks.push<EvalTask>({
-      kind: 'eval', phase: work.phase, step: this.view.step, dataset: work.dataset, chunks: work.chunks, blocks, membershipVersion: this.membership.version, recovery: false,
-    });
-    this.evalTasks = [task];
-    const run = new EvalCollection(task, work.onChunksDone);
-    this.evalRun = run;
-    for (const b of blocks) if (this.membership.get(b.workerId)?.status === 'left') void this.recover(b.workerId);
-    const out = await run.done;
-    this.evalRun = null;
+    const out = await this.evals.evaluate(work, this.view.step);
     this.throwIfFailed();
     return out;
   }
@@ -378,16 +370,14 @@ export class DistributedExecutor implements StepExecutor {
   }
 
   evalFor(workerId: string, seq: number): EvalCollection {
-    const r = this.evalRun;
-    if (r === null || !r.has(seq)) throw new ProtocolError(`eval results of task ${seq} from ${workerId}: expected task ${this.evalTasks.map((t) => t.seq).join(' or ') || '(none running)'}`);
-    return r;
+    return this.evals.collectionFor(workerId, seq);
   }
 
   /** A worker leaves on purpose; returns the micro-batches (or chunks) it still owed, now handed over. */
   leave(workerId: string, reason: 'drained' | 'error', detail: string): number {
     const m = this.membership.get(workerId);
     if (m === undefined || m.status === 'left') return 0;
-    const owed = this.slots.filter((s) => !s.round.complete).flatMap((s) => s.round.owedBy(workerId)).concat(this.evalRun?.owedBy(workerId) ?? []);
+    const owed = this.slots.filter((s) => !s.round.complete).flatMap((s) => s.round.owedBy(workerId)).concat(this.evals.owedBy(workerId));
     this.membership.markLeft(workerId, reason, detail);
     return owed.reduce((n, r) => n + r.hi - r.lo, 0);
   }
@@ -428,21 +418,10 @@ export class DistributedExecutor implements StepExecutor {
    * live workers, in a recovery task; waits for a live worker if there is none.
    */
   private async recover(workerId: string): Promise<void> {
-    const evalRun = this.evalRun;
+    const evalRun = this.evals.current(); // the evaluation running now: the step recoveries below may wait
     try {
       for (const slot of this.slots) await this.recoverStep(slot, workerId);
-      if (evalRun !== null && evalRun.owedBy(workerId).length > 0) {
-        const ids = await this.liveIds();
-        const owed = evalRun.owedBy(workerId);
-        if (owed.length === 0 || this.evalRun !== evalRun) return;
-        const first = this.evalTasks[0]!;
-        const blocks = partition(first.chunks.length, ids, { items: owed, weights: this.speeds.weights(ids) });
-        this.withdraw(this.evalTasks, workerId);
-        const task = this.tasks.push<EvalTask>({ ...first, blocks, membershipVersion: this.membership.version, recovery: true });
-        evalRun.reassign(task.seq, blocks);
-        this.evalTasks.push(task);
-        this.log.warn({ from: workerId, dataset: first.dataset, chunks: owed.reduce((n, r) => n + r.hi - r.lo, 0), to: describe(blocks), seq: task.seq }, 'eval chunks reassigned');
-      }
+      await this.evals.recover(evalRun, workerId);
     } catch (err) {
       this.fail(err instanceof Error ? err : new BertfleetError(String(err)));
     }
@@ -458,15 +437,10 @@ export class DistributedExecutor implements StepExecutor {
     const blocks = partition(round.microBatches, ids, { items: owed, weights: this.speeds.weights(ids) });
     const moved = round.reassign(workerId, blocks);
     await Promise.all(this.remotes.map((r, j) => r.reassign(this.plan(round.phase, round.step, round.microBatches, blocks, slot.slices[j + 1]!, workerId, []))));
-    this.withdraw(slot.tasks, workerId);
+    withdraw(slot.tasks, workerId);
     const task = this.tasks.push<TrainTask>({ ...slot.tasks[0]!, blocks, membershipVersion: this.membership.version, recovery: true });
     slot.tasks.push(task);
-    this.log.warn({ from: workerId, phase: round.phase, step: round.step, microBatches: moved, to: describe(blocks), seq: task.seq }, 'micro-batches reassigned');
-  }
-
-  /** Takes `workerId`'s blocks out of tasks already sent, so a restarted worker with that id does not redo them. */
-  private withdraw(tasks: readonly (TrainTask | EvalTask)[], workerId: string): void {
-    for (const t of tasks) t.blocks = t.blocks.filter((b) => b.workerId !== workerId);
+    this.log.warn({ from: workerId, phase: round.phase, step: round.step, microBatches: moved, to: describeBlocks(blocks), seq: task.seq }, 'micro-batches reassigned');
   }
 
   /** The live workers' ids, never empty: waits for one when there is none. */
@@ -502,9 +476,4 @@ export class DistributedExecutor implements StepExecutor {
   private throwIfFailed(): void {
     if (this.fatalError !== null) throw this.fatalError;
   }
-}
-
-function describe(blocks: readonly Block[]): Record<string, string> {
-  const fmt = (rs: readonly Range[]): string => rs.map((r) => `[${r.lo}, ${r.hi})`).join(' ');
-  return Object.fromEntries(blocks.map((b) => [b.workerId, fmt(b.ranges)]));
 }
