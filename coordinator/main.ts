@@ -235,7 +235,6 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
   }
 }
 
-/** cluster.leaseTtlMs and cluster.runStateWriteTimeoutMs of the run config; the defaults while the schema lacks them. */
 /** The run loop's hooks that mirror phases, checkpoints and step metrics into NATS. */
 function controlHooks(control: RunControl, onStep: RunInputs['onStep'], metrics: CoordinatorMetrics, events?: RunEvents): Pick<RunInputs, 'onPhase' | 'onCheckpoint' | 'onStep'> {
   return {
