@@ -39,7 +39,7 @@ import { FinishableService } from './finished-service.js';
 import { connectReducers } from './remote-reducers.js';
 import { DistributedExecutor } from './distributed-executor.js';
 import { startCoordinatorHealth, type CoordinatorHealth } from './health-port.js';
-import type { CoordinatorMetrics } from './metrics.js';
+import type { RunListener } from './run-listener.js';
 import type { RunOutputs } from './outputs.js';
 import { coordinatorIdentity, OutputLock } from './ownership.js';
 import { RunControl } from './run-control.js';
@@ -171,8 +171,12 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
       runId, config: o.config, fingerprints: o.fingerprints, pinnedCompute, expectedWorkers: o.expectedWorkers, resumed: o.resume, log: o.log, events: control, reducers: remote.reducers,
     });
     health.metrics.watch({ members: () => executor.membership.active(), audits: executor.audits, fatal: () => executor.fatal });
-    executor.membership.onChange((c) => (c.kind === 'joined' ? health.metrics.workerJoined(c.member.id) : health.metrics.workerLeft(c.member.id, c.member.leftReason ?? 'error')));
-    if (o.events) executor.membership.onChange((c) => o.events!.membership(c, executor.membership.active().length));
+    // Who watches the run: the Prometheus metrics, and the dashboard's event hub when there is one.
+    const listeners: RunListener[] = [health.metrics, ...(o.events ? [o.events] : [])];
+    executor.membership.onChange((c) => {
+      const members = executor.membership.active().length;
+      for (const l of listeners) l.membership(c, members);
+    });
     lease.onLost((err) => {
       health.readiness.set(false, 'run lease lost');
       control.seal(err);
@@ -196,7 +200,7 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
         config: o.config, bert: o.bert, data: o.data, executor, outputs: o.outputs, log: o.log, resume: o.resume, resumePoint,
         computeFingerprint: () => executor.compute.value,
         ...(o.signal && { signal: o.signal }),
-        ...controlHooks(control, o.onStep, health.metrics, o.events),
+        ...controlHooks(control, o.onStep, listeners),
         ...(o.onEval && { onEval: o.onEval }),
         ...(o.events && { onEvaluated: (split: string, m: object) => o.events!.evaluated(split, m) }),
         workerStats: () => tally.report(),
@@ -205,7 +209,7 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
     } catch (err) {
       executor.fail(err instanceof Error ? err : new Error(String(err)));
       health.readiness.set(false, o.signal?.aborted === true ? 'stopping' : 'run failed');
-      if (o.signal?.aborted !== true) health.metrics.setPhase('failed');
+      if (o.signal?.aborted !== true) health.metrics.phase('failed');
       // Stopped on purpose (SIGTERM, Ctrl-C): the run is resumable, not failed.
       if (o.signal?.aborted !== true) {
         const { step } = executor.currentPhase();
@@ -235,23 +239,20 @@ async function runLocked(o: CoordinatorOptions, runId: string, owner: OwnerIdent
   }
 }
 
-/** The run loop's hooks that mirror phases, checkpoints and step metrics into NATS. */
-function controlHooks(control: RunControl, onStep: RunInputs['onStep'], metrics: CoordinatorMetrics, events?: RunEvents): Pick<RunInputs, 'onPhase' | 'onCheckpoint' | 'onStep'> {
+/** The run loop's hooks: told to the listeners, and phases, checkpoints and step metrics mirrored into NATS. */
+function controlHooks(control: RunControl, onStep: RunInputs['onStep'], listeners: readonly RunListener[]): Pick<RunInputs, 'onPhase' | 'onCheckpoint' | 'onStep'> {
   return {
     onPhase: (phase, step) => {
-      metrics.setPhase(phase);
-      events?.phase(phase, step);
+      for (const l of listeners) l.phase(phase, step);
       return control.phase(phase, step);
     },
     onCheckpoint: (phase, step, dir) => {
-      metrics.checkpointWritten();
-      events?.checkpoint(phase, step, dir);
+      for (const l of listeners) l.checkpoint(phase, step, dir);
       void control.checkpoint(phase, step, dir);
     },
     onStep: (phase, step, total, loss, info) => {
       onStep?.(phase, step, total, loss, info);
-      metrics.stepDone(phase, step, total, loss, info);
-      events?.step(phase, step, total, loss, info);
+      for (const l of listeners) l.step(phase, step, total, loss, info);
       control.stepMetrics({
         phase: phase as 'pretrain' | 'finetune', step, loss, lr: info.lr,
         seq_per_sec: info.durationMs > 0 ? (1000 * info.sequences) / info.durationMs : 0, duration_ms: info.durationMs,

@@ -1,10 +1,11 @@
 /**
  * The coordinator's Prometheus metrics (one registry per process, with the
  * default process metrics), served on its health port's /metrics. Fed from
- * where the facts are: the run loop's step, phase and checkpoint hooks
- * (main.ts), the gRPC service's uploads, pulls, refusals and worker timings
- * reports (`ServiceObserver` of coordinator-service.ts), membership changes,
- * and, read at scrape time, the members and the gradient audits (`watch`).
+ * where the facts are: the run loop's step, phase and checkpoint hooks and
+ * membership changes (as a RunListener, fed by main.ts beside the run-events
+ * hub), the gRPC service's uploads, pulls, refusals and worker timings reports
+ * (`ServiceObserver` of coordinator-service.ts), and, read at scrape time, the
+ * members and the gradient audits (`watch`).
  *
  * Per-worker series are bounded: they exist only for workers in the run
  * (at most cluster.maxWorkers live at once) and are removed when a worker
@@ -13,6 +14,8 @@
  * Knows nothing of HTTP or gRPC; prom-client through shared/observe/prometheus.ts.
  */
 import { counter, createRegistry, exposition, gauge, histogram, type Registry } from '../shared/observe/prometheus.js';
+import type { MembershipChange } from './membership.js';
+import type { RunListener } from './run-listener.js';
 
 export const RUN_PHASES = ['starting', 'pretrain', 'finetune', 'evaluate', 'done', 'failed'] as const;
 export type RunPhaseLabel = (typeof RUN_PHASES)[number];
@@ -43,7 +46,7 @@ export interface StepFacts {
 
 const STEP_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
-export class CoordinatorMetrics {
+export class CoordinatorMetrics implements RunListener {
   readonly registry: Registry = createRegistry();
   private readonly live = new Set<string>();
   private readonly parts = new Map<string, Record<(typeof STEP_PARTS)[number], number>>();
@@ -51,8 +54,8 @@ export class CoordinatorMetrics {
   private lastCheckpointS: number | null = null;
   private auditsSeen = { passed: 0, dropped: 0, failed: 0 };
 
-  private readonly phase = gauge(this.registry, 'bertfleet_phase', 'The run phase: 1 for the current one, 0 for the others', ['phase']);
-  private readonly step = gauge(this.registry, 'bertfleet_step', 'Steps completed in the current training phase');
+  private readonly phaseGauge = gauge(this.registry, 'bertfleet_phase', 'The run phase: 1 for the current one, 0 for the others', ['phase']);
+  private readonly stepGauge = gauge(this.registry, 'bertfleet_step', 'Steps completed in the current training phase');
   private readonly phaseSteps = gauge(this.registry, 'bertfleet_phase_steps', 'Steps of the current training phase');
   private readonly loss = gauge(this.registry, 'bertfleet_loss', 'Training loss of the last step');
   private readonly lr = gauge(this.registry, 'bertfleet_learning_rate', 'Learning rate of the last step');
@@ -74,7 +77,7 @@ export class CoordinatorMetrics {
 
   constructor(runId: string, private readonly now: () => number = Date.now) {
     this.info.set({ run_id: runId }, 1);
-    this.setPhase('starting');
+    this.phase('starting');
     for (const g of [this.loss, this.lr, this.gradNorm, this.seqPerSec, this.checkpointTime, this.checkpointAge]) g.set(NaN);
     for (const part of STEP_PARTS) this.stepPart.set({ part }, 0);
     for (const direction of ['received', 'sent']) this.bytes.inc({ direction }, 0);
@@ -85,12 +88,14 @@ export class CoordinatorMetrics {
     this.view = view;
   }
 
-  setPhase(current: RunPhaseLabel): void {
-    for (const p of RUN_PHASES) this.phase.set({ phase: p }, p === current ? 1 : 0);
+  // RunListener (run-listener.ts): the run loop's hooks and membership changes, through main.ts.
+
+  phase(current: RunPhaseLabel, _step?: number): void {
+    for (const p of RUN_PHASES) this.phaseGauge.set({ phase: p }, p === current ? 1 : 0);
   }
 
-  stepDone(phase: string, step: number, total: number, loss: number, s: StepFacts): void {
-    this.step.set(step);
+  step(phase: string, step: number, total: number, loss: number, s: StepFacts): void {
+    this.stepGauge.set(step);
     this.phaseSteps.set(total);
     this.loss.set(loss);
     this.lr.set(s.lr);
@@ -100,18 +105,23 @@ export class CoordinatorMetrics {
     if (s.skipped === true) this.skipped.inc({ phase });
   }
 
-  checkpointWritten(): void {
+  checkpoint(_phase?: string, _step?: number, _dir?: string): void {
     this.lastCheckpointS = this.now() / 1000;
     this.checkpointTime.set(this.lastCheckpointS);
   }
 
-  workerJoined(workerId: string): void {
+  membership(c: MembershipChange, _members?: number): void {
+    if (c.kind === 'joined') this.workerJoined(c.member.id);
+    else this.workerLeft(c.member.id, c.member.leftReason ?? 'error');
+  }
+
+  private workerJoined(workerId: string): void {
     this.live.add(workerId);
     this.workerMicro.inc({ worker: workerId }, 0);
   }
 
   /** A worker left: its series go, so label values stay bounded by the live workers. */
-  workerLeft(workerId: string, reason: string): void {
+  private workerLeft(workerId: string, reason: string): void {
     this.live.delete(workerId);
     this.parts.delete(workerId);
     this.workerMicro.remove({ worker: workerId });

@@ -18,6 +18,7 @@
 import type { Logger } from '../shared/log.js';
 import type { ServiceObserver } from './coordinator-service.js';
 import type { MembershipChange } from './membership.js';
+import type { RunListener } from './run-listener.js';
 import type { StepInfo } from './train-phase.js';
 
 /** The step record's accuracy and partial-loss fields (steps.jsonl), as present in the phase. */
@@ -116,7 +117,7 @@ export interface RunEventsOptions {
   now?: () => number;
 }
 
-export class RunEvents {
+export class RunEvents implements RunListener {
   private readonly log: Logger;
   private readonly maxEvents: number;
   private readonly now: () => number;

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CoordinatorMetrics } from '../../coordinator/metrics.js';
+import type { Member } from '../../coordinator/membership.js';
 import { checkName, ownMetrics } from '../../shared/observe/prometheus.js';
 import { WorkerMetrics } from '../../worker/metrics.js';
 import { parseExposition, valueOf } from '../helpers/scrape.js';
@@ -43,11 +44,13 @@ describe('metric names', () => {
   });
 });
 
+const member = (id: string): Member => ({ id, hostname: 'h', pid: 1, status: 'training', joinedAtMs: 0, lastSeenMs: 0, leftReason: null });
+
 describe('coordinator metrics', () => {
   it('reports the step, loss and phase the run loop reports', async () => {
     const m = new CoordinatorMetrics('run-x');
-    m.setPhase('pretrain');
-    m.stepDone('pretrain', 3, 6, 2.5, { lr: 1e-4, gradNorm: 0.7, sequences: 12, durationMs: 500 });
+    m.phase('pretrain', 0);
+    m.step('pretrain', 3, 6, 2.5, { lr: 1e-4, gradNorm: 0.7, sequences: 12, durationMs: 500 });
     const s = parseExposition((await m.exposition()).body);
     expect(valueOf(s, 'bertfleet_step')).toBe(3);
     expect(valueOf(s, 'bertfleet_phase_steps')).toBe(6);
@@ -62,7 +65,7 @@ describe('coordinator metrics', () => {
   it('removes a departed worker\'s series and does not bring them back on a late upload', async () => {
     const m = new CoordinatorMetrics('run-x');
     for (const id of ['w1', 'w2']) {
-      m.workerJoined(id);
+      m.membership({ kind: 'joined', member: member(id), rejoined: false }, 1);
       m.received(id, 3, 1000);
       m.timings(id, TIMINGS);
     }
@@ -71,7 +74,7 @@ describe('coordinator metrics', () => {
     expect(valueOf(s, 'bertfleet_worker_step_seconds', { worker: 'w1' })).toBeCloseTo(0.22);
     expect(valueOf(s, 'bertfleet_step_part_seconds', { part: 'compute' })).toBeCloseTo(0.15);
     expect(valueOf(s, 'bertfleet_step_part_seconds', { part: 'waiting' })).toBeCloseTo(0.03);
-    m.workerLeft('w1', 'drained');
+    m.membership({ kind: 'left', member: { ...member('w1'), status: 'left', leftReason: 'drained' }, detail: '' }, 1);
     m.received('w1', 3, 1000);
     m.timings('w1', TIMINGS);
     s = parseExposition((await m.exposition()).body);
