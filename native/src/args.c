@@ -42,6 +42,13 @@ static const char *type_name(napi_valuetype t) {
   return "unknown";
 }
 
+bool wb_heap_args(napi_env env, napi_callback_info info, const char *fn, napi_value argv[2]) {
+  size_t argc = 2;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 2) return wb_fail(env, fn, "expected 2 arguments (heap, spec), got %zu", argc);
+  return true;
+}
+
 bool wb_get_heap(napi_env env, napi_value value, wb_heap *out) {
   bool is_ab = false;
   if (napi_is_arraybuffer(env, value, &is_ab) != napi_ok || !is_ab) {

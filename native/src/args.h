@@ -31,6 +31,9 @@ typedef struct {
 /* Throws `name: message` as a JS Error with code ERR_WASM_BLAS_ARG; returns false. */
 bool wb_fail(napi_env env, const char *name, const char *fmt, ...);
 
+/* A heap kernel's call: exactly 2 arguments (heap, spec), put in argv; else throws naming `fn`. */
+bool wb_heap_args(napi_env env, napi_callback_info info, const char *fn, napi_value argv[2]);
+
 /* argv[index] must be a (non-detached) ArrayBuffer. */
 bool wb_get_heap(napi_env env, napi_value value, wb_heap *out);
 

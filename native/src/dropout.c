@@ -29,13 +29,8 @@ WB_CLONES static void mask_apply(int64_t size, uint32_t s, uint32_t t, float kee
 }
 
 napi_value wb_dropout_mask(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) {
-    wb_fail(env, "dropoutMask", "expected 2 arguments (heap, spec), got %zu", argc);
-    return NULL;
-  }
+  if (!wb_heap_args(env, info, "dropoutMask", argv)) return NULL;
   wb_heap heap;
   if (!wb_get_heap(env, argv[0], &heap)) return NULL;
   int64_t o_off, size, seed, threshold;

@@ -10,13 +10,8 @@
 #include "kernels.h"
 
 napi_value wb_gather_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) {
-    wb_fail(env, "gatherRows", "expected 2 arguments (heap, spec), got %zu", argc);
-    return NULL;
-  }
+  if (!wb_heap_args(env, info, "gatherRows", argv)) return NULL;
   wb_heap heap;
   if (!wb_get_heap(env, argv[0], &heap)) return NULL;
   int64_t x_off, ids_off, o_off, outer, dim, slice, n;

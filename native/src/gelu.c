@@ -23,13 +23,8 @@ WB_CLONES static void gelu_fwd(int64_t n, const float *x, float *y, float *dydx)
 
 /* gelu(heap, {size, xOffset, outOffset, derivOffset}) */
 napi_value wb_gelu(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) {
-    wb_fail(env, "gelu", "expected 2 arguments (heap, spec), got %zu", argc);
-    return NULL;
-  }
+  if (!wb_heap_args(env, info, "gelu", argv)) return NULL;
   wb_heap heap;
   int64_t size, x_off, o_off, d_off;
   if (!wb_get_heap(env, argv[0], &heap) || !wb_get_int(env, argv[1], "size", 0, INT64_MAX, &size) ||

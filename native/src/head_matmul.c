@@ -42,13 +42,8 @@ static float *head_at(uint8_t *heap, const wb_heads_operand *op, int64_t heads, 
 
 /* headMatmul(heap, {batch, heads, m, n, k, transposeA, transposeB, aOffset, aSplit, bOffset, bSplit, outOffset, outSplit}) */
 napi_value wb_head_matmul(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) {
-    wb_fail(env, "headMatmul", "expected 2 arguments (heap, spec), got %zu", argc);
-    return NULL;
-  }
+  if (!wb_heap_args(env, info, "headMatmul", argv)) return NULL;
   napi_value spec = argv[1];
   wb_heap heap;
   int64_t batch, heads, m, n, k;

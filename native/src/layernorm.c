@@ -90,13 +90,8 @@ WB_CLONES static void ln_bwd(int64_t rows, int64_t w, const float *restrict x, c
  *                  dgammaOffset, dbetaOffset}): with dyOffset, the backward pass.
  */
 napi_value wb_layer_norm(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) {
-    wb_fail(env, "layerNorm", "expected 2 arguments (heap, spec), got %zu", argc);
-    return NULL;
-  }
+  if (!wb_heap_args(env, info, "layerNorm", argv)) return NULL;
   napi_value spec = argv[1];
   wb_heap heap;
   int64_t rows, w, x_off, g_off, m_off, s_off, o_off;

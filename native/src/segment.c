@@ -12,13 +12,8 @@
 #include "kernels.h"
 
 napi_value wb_unsorted_segment_sum(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) {
-    wb_fail(env, "unsortedSegmentSum", "expected 2 arguments (heap, spec), got %zu", argc);
-    return NULL;
-  }
+  if (!wb_heap_args(env, info, "unsortedSegmentSum", argv)) return NULL;
   napi_value spec = argv[1];
   wb_heap heap;
   if (!wb_get_heap(env, argv[0], &heap)) return NULL;

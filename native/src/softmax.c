@@ -61,13 +61,8 @@ WB_CLONES static void softmax_bwd(int64_t rows, int64_t n, float scale, const fl
  * maskedSoftmax(heap, {outer, inner, n, scale, yOffset, dyOffset, outOffset}): the backward pass.
  */
 napi_value wb_masked_softmax(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) {
-    wb_fail(env, "maskedSoftmax", "expected 2 arguments (heap, spec), got %zu", argc);
-    return NULL;
-  }
+  if (!wb_heap_args(env, info, "maskedSoftmax", argv)) return NULL;
   napi_value spec = argv[1];
   wb_heap heap;
   int64_t outer, inner, n, o_off;

@@ -13,13 +13,8 @@ enum { TR_MAX_RANK = 8 };
 
 /* transposeRows(heap, {xOffset, outOffset, shape: x's dims, perm, elementBytes}) with perm[rank-1] = rank-1. */
 napi_value wb_transpose_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) {
-    wb_fail(env, "transposeRows", "expected 2 arguments (heap, spec), got %zu", argc);
-    return NULL;
-  }
+  if (!wb_heap_args(env, info, "transposeRows", argv)) return NULL;
   napi_value spec = argv[1];
   wb_heap heap;
   int64_t x_off, o_off, eb, shape[TR_MAX_RANK], perm[TR_MAX_RANK];

@@ -13,13 +13,8 @@
 enum { WB_EXP = 0, WB_ERF = 1 };
 
 napi_value wb_unary(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) {
-    wb_fail(env, "unary", "expected 2 arguments (heap, spec), got %zu", argc);
-    return NULL;
-  }
+  if (!wb_heap_args(env, info, "unary", argv)) return NULL;
   wb_heap heap;
   if (!wb_get_heap(env, argv[0], &heap)) return NULL;
   int64_t op, x_off, o_off, size;

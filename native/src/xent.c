@@ -86,10 +86,8 @@ static bool check_labels(napi_env env, const int32_t *y, int64_t n, int64_t c) {
 
 static bool read_common(napi_env env, napi_callback_info info, const char *fn, wb_heap *heap,
                         napi_value *spec, int64_t *n, int64_t *c) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 2) return wb_fail(env, fn, "expected 2 arguments (heap, spec), got %zu", argc);
+  if (!wb_heap_args(env, info, fn, argv)) return false;
   *spec = argv[1];
   return wb_get_heap(env, argv[0], heap) && wb_get_int(env, argv[1], "rows", 0, INT32_MAX, n) &&
          wb_get_int(env, argv[1], "classes", 1, INT32_MAX, c);
