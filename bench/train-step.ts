@@ -19,7 +19,7 @@ import { microBatchGradient } from '../shared/training/gradients.js';
 import { initParams } from '../shared/training/init.js';
 import { Replica } from '../shared/training/replica.js';
 import * as tf from '@tensorflow/tfjs-core';
-import { randomPretrainBatch } from '../shared/training/synthetic-batches.js';
+import { BENCH_UPDATE, benchBatch } from './step-setup.js';
 import { treeSum } from '../shared/training/tree-sum.js';
 
 const { values } = parseArgs({
@@ -47,17 +47,10 @@ const info = await initBackend({ name: values.backend as BackendName, blasThread
 const bert = presetConfig(values.preset as PresetName);
 const specs = paramSpecs(bert, { heads: 'pretraining' });
 const replica = Replica.fromValues(specs, initParams(bert, specs, 1));
-const batches: PretrainArrays[] = Array.from({ length: Math.max(4, microCount) }, (_, i) => {
-  const b = randomPretrainBatch(bert.vocab_size, micro, seq, Number(values.masked), 100 + i);
-  b.inputMask.fill(1); // full-length sequences, as the PyTorch reference uses
-  b.maskedLmWeights.fill(1);
-  for (let r = 0; r < micro; r++) for (let k = 0; k < b.maxPredictions; k++) b.maskedLmPositions[r * b.maxPredictions + k] = 1 + k * 5;
-  return b;
-});
+const batches: PretrainArrays[] = Array.from({ length: Math.max(4, microCount) }, (_, i) => benchBatch(bert.vocab_size, micro, seq, Number(values.masked), 100 + i));
 const counts = { sequences: batchSize, maskedTokens: batchSize * batches[0]!.maxPredictions };
 const rss: { step: number; mb: number }[] = [];
 const rssMb = (): number => Math.round(process.memoryUsage().rss / 1e6);
-const update = { adamW: { beta1: 0.9, beta2: 0.999, epsilon: 1e-6, weightDecay: 0.01 }, clipNorm: 1, schedule: { peakLr: 1e-4, warmupSteps: 0, totalSteps: 1000 } };
 // One gradient buffer per micro-batch index, reused every step, as a worker's compute does (worker/compute.ts).
 const leafBuffers = Array.from({ length: microCount }, () => new Float32Array(replica.layout.total));
 const times: number[] = [];
@@ -68,7 +61,7 @@ for (let i = 0; i < total; i++) {
     const b = batches[(i * microCount + m) % batches.length]!;
     return microBatchGradient(bert, replica.layout, replica.paramTensors(), b, counts, i * microCount + m, { into: leafBuffers[m] }).grad;
   };
-  replica.applyGradient(treeSum({ lo: 0, hi: microCount }, leaf), i, update);
+  replica.applyGradient(treeSum({ lo: 0, hi: microCount }, leaf), i, BENCH_UPDATE);
   if (i >= Number(values.warmup)) times.push(performance.now() - t0);
   if (rssEvery > 0 && (i % rssEvery === 0 || i === total - 1)) rss.push({ step: i, mb: rssMb() });
 }

@@ -24,10 +24,8 @@ export function readFloatsInto(t: tf.Tensor, dst: Float32Array, at: number): voi
   const heap = b.wasm?.HEAPU8;
   if (heap instanceof Uint8Array && b.dataIdMap !== undefined) {
     const offset = heapOffset(b.dataIdMap, t, 'readFloatsInto');
-    if (offset % 4 === 0) {
-      dst.set(new Float32Array(heap.buffer, heap.byteOffset + offset, t.size), at);
-      return;
-    }
+    dst.set(new Float32Array(heap.buffer, heap.byteOffset + offset, t.size), at);
+    return;
   }
   dst.set(t.dataSync() as Float32Array, at);
 }

@@ -35,16 +35,22 @@ function offset(b: HeapBackend, t: tf.TensorInfo, what: string): number {
 }
 const product = (dims: readonly number[]): number => dims.reduce((p, d) => p * d, 1);
 
-/** Runs `fill(out)` on a fresh output, disposing it if `fill` throws. */
-function withOutput(b: HeapBackend, shape: number[], dtype: tf.DataType, fill: (out: tf.TensorInfo) => void): tf.TensorInfo {
-  const out = b.makeOutput(shape, dtype);
+/** Runs `fill(outs)` on fresh outputs of the given shapes and dtypes, disposing them all if `fill` throws. */
+function withOutputs(b: HeapBackend, specs: readonly (readonly [number[], tf.DataType])[], fill: (outs: tf.TensorInfo[]) => void): tf.TensorInfo[] {
+  const outs: tf.TensorInfo[] = [];
   try {
-    fill(out);
+    for (const [shape, dtype] of specs) outs.push(b.makeOutput(shape, dtype));
+    fill(outs);
   } catch (err) {
-    b.disposeData(out.dataId);
+    for (const t of outs) b.disposeData(t.dataId);
     throw err;
   }
-  return out;
+  return outs;
+}
+
+/** withOutputs for one output. */
+function withOutput(b: HeapBackend, shape: number[], dtype: tf.DataType, fill: (out: tf.TensorInfo) => void): tf.TensorInfo {
+  return withOutputs(b, [[shape, dtype]], ([out]) => fill(out!))[0]!;
 }
 
 function sumKernel(native: NativeBlas, stock: tf.KernelFunc): tf.KernelFunc {
@@ -152,20 +158,13 @@ function softmaxXentKernel(native: NativeBlas): tf.KernelFunc {
     if (logits.shape.length !== 2 || labels.shape.length !== 1 || labels.shape[0] !== rows) {
       throw new BackendError(`wasm-blas ${SOFTMAX_XENT}: expected logits [n, C] and labels [n], got [${logits.shape}] and [${labels.shape}]`);
     }
-    const probs = b.makeOutput([rows, classes], 'float32');
-    const loss = b.makeOutput([rows], 'float32');
-    const argmax = b.makeOutput([rows], 'int32');
-    try {
+    return withOutputs(b, [[[rows, classes], 'float32'], [[rows], 'float32'], [[rows], 'int32']], ([probs, loss, argmax]) =>
       native.softmaxXent(heap(b), {
         rows, classes,
         logitsOffset: offset(b, logits, 'logits'), labelsOffset: offset(b, labels, 'labels'),
-        probsOffset: offset(b, probs, 'probs'), lossOffset: offset(b, loss, 'loss'), argmaxOffset: offset(b, argmax, 'argmax'),
-      });
-    } catch (err) {
-      for (const t of [probs, loss, argmax]) b.disposeData(t.dataId);
-      throw err;
-    }
-    return [probs, loss, argmax];
+        probsOffset: offset(b, probs!, 'probs'), lossOffset: offset(b, loss!, 'loss'), argmaxOffset: offset(b, argmax!, 'argmax'),
+      }),
+    );
   }) as unknown as tf.KernelFunc;
 }
 
@@ -230,17 +229,11 @@ function geluKernel(native: NativeBlas): tf.KernelFunc {
     const { backend: b } = args;
     const x = args.inputs['x']!;
     requireDtype(x, 'float32', `${GELU} x`);
-    const y = b.makeOutput([...x.shape], 'float32');
-    const dydx = b.makeOutput([...x.shape], 'float32');
-    try {
+    return withOutputs(b, [[[...x.shape], 'float32'], [[...x.shape], 'float32']], ([y, dydx]) =>
       native.gelu(heap(b), {
-        size: product(x.shape), xOffset: offset(b, x, 'x'), outOffset: offset(b, y, 'y'), derivOffset: offset(b, dydx, 'dydx'),
-      });
-    } catch (err) {
-      for (const t of [y, dydx]) b.disposeData(t.dataId);
-      throw err;
-    }
-    return [y, dydx];
+        size: product(x.shape), xOffset: offset(b, x, 'x'), outOffset: offset(b, y!, 'y'), derivOffset: offset(b, dydx!, 'dydx'),
+      }),
+    );
   }) as unknown as tf.KernelFunc;
 }
 
@@ -280,18 +273,13 @@ function layerNormKernel(native: NativeBlas): tf.KernelFunc {
       throw new BackendError(`wasm-blas ${LAYER_NORM}: expected gamma and beta of ${width} elements, got [${gamma!.shape}] and [${beta!.shape}]`);
     }
     const rows = product(x!.shape) / width;
-    const outs = [b.makeOutput([...x!.shape], 'float32'), b.makeOutput([rows], 'float32'), b.makeOutput([rows], 'float32')] as const;
-    try {
+    return withOutputs(b, [[[...x!.shape], 'float32'], [[rows], 'float32'], [[rows], 'float32']], ([out, mean, rstd]) =>
       native.layerNorm(heap(b), {
         rows, width, eps: (args.attrs as unknown as LayerNormAttrs).eps,
         xOffset: offset(b, x!, 'x'), gammaOffset: offset(b, gamma!, 'gamma'), betaOffset: offset(b, beta!, 'beta'),
-        outOffset: offset(b, outs[0], 'out'), meanOffset: offset(b, outs[1], 'mean'), rstdOffset: offset(b, outs[2], 'rstd'),
-      });
-    } catch (err) {
-      for (const t of outs) b.disposeData(t.dataId);
-      throw err;
-    }
-    return [...outs];
+        outOffset: offset(b, out!, 'out'), meanOffset: offset(b, mean!, 'mean'), rstdOffset: offset(b, rstd!, 'rstd'),
+      }),
+    );
   }) as unknown as tf.KernelFunc;
 }
 
@@ -310,19 +298,14 @@ function layerNormGradKernel(native: NativeBlas): tf.KernelFunc {
           `got [${dy!.shape}], [${gamma!.shape}], [${mean!.shape}], [${rstd!.shape}]`,
       );
     }
-    const outs = [b.makeOutput([...x!.shape], 'float32'), b.makeOutput([...gamma!.shape], 'float32'), b.makeOutput([...gamma!.shape], 'float32')] as const;
-    try {
+    return withOutputs(b, [[[...x!.shape], 'float32'], [[...gamma!.shape], 'float32'], [[...gamma!.shape], 'float32']], ([dx, dgamma, dbeta]) =>
       native.layerNorm(heap(b), {
         rows, width,
         xOffset: offset(b, x!, 'x'), gammaOffset: offset(b, gamma!, 'gamma'), meanOffset: offset(b, mean!, 'mean'),
         rstdOffset: offset(b, rstd!, 'rstd'), dyOffset: offset(b, dy!, 'dy'),
-        outOffset: offset(b, outs[0], 'dx'), dgammaOffset: offset(b, outs[1], 'dgamma'), dbetaOffset: offset(b, outs[2], 'dbeta'),
-      });
-    } catch (err) {
-      for (const t of outs) b.disposeData(t.dataId);
-      throw err;
-    }
-    return [...outs];
+        outOffset: offset(b, dx!, 'dx'), dgammaOffset: offset(b, dgamma!, 'dgamma'), dbetaOffset: offset(b, dbeta!, 'dbeta'),
+      }),
+    );
   }) as unknown as tf.KernelFunc;
 }
 
