@@ -10,7 +10,7 @@
  *
  * Knows the addon's heap matmul call; knows nothing of tfjs or the environment.
  */
-import type { HeapMatMulSpec } from './native-addon.js';
+import type { HeapMatMulSpec } from './native-api.js';
 
 export interface ProbeResult {
   /** Largest |got - ref| / bound over every output element; <= 1 passes. */

@@ -25,7 +25,8 @@ import { registerUnaryKernels } from './wasm-unary.js';
 import { HEAP_KERNELS, registerHeapKernels } from './wasm-heap-kernels.js';
 import { heapOffset } from './heap-offset.js';
 import { BackendError, ShapeError } from '../errors.js';
-import { ACTIVATION_CODES, type ActivationName, type NativeBlas, loadNativeBlas } from './native-addon.js';
+import { loadNativeBlas } from './native-addon.js';
+import { ACTIVATION_CODES, type ActivationName, type NativeBlas } from './native-api.js';
 
 export const WASM_BLAS = 'wasm-blas';
 /** The tfjs version whose wasm internals this file was written against. */

@@ -16,7 +16,7 @@ import {
   SOFTMAX_XENT, SOFTMAX_XENT_GRAD, type DropoutMaskAttrs, type HeadMatmulAttrs, type LayerNormAttrs, type MaskedSoftmaxAttrs,
 } from './custom-kernels.js';
 import { heapOffset } from './heap-offset.js';
-import type { NativeBlas } from './native-addon.js';
+import type { NativeBlas } from './native-api.js';
 
 interface HeapBackend {
   wasm: { HEAPU8: Uint8Array };

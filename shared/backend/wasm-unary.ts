@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
-import type { NativeBlas } from './native-addon.js';
+import type { NativeBlas } from './native-api.js';
 
 interface HeapBackend {
   wasm: { HEAPU8: Uint8Array };

@@ -9,7 +9,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { probeMatmul } from '../../shared/backend/blas-probe.js';
-import { loadNativeBlas, openblasCoreReport, type HeapMatMulSpec } from '../../shared/backend/native-addon.js';
+import { loadNativeBlas, openblasCoreReport } from '../../shared/backend/native-addon.js';
+import type { HeapMatMulSpec } from '../../shared/backend/native-api.js';
 import {
   applyOpenblasCore, chooseOpenblasCore, missingFlags, CHOSEN_BY_BERTFLEET_ENV, CORETYPE_ENV, type CoreHost,
 } from '../../shared/backend/openblas-core.js';
